@@ -92,8 +92,10 @@ class RedisCache:
         codec = Codec(secret, settings.compress_threshold)
         cache = Cache(app, settings, targets["cache"].client, guards["cache"], codec,
                       targets["cache"].is_cluster)
+        state = AppState(settings, targets, guards, cache, secret)
         app.extensions[EXTENSION_KEY] = self
-        app.extensions[STATE_KEY] = AppState(settings, targets, guards, cache, secret)
+        app.extensions[STATE_KEY] = state
+        # Each feature registers itself from its own module (sessions, CLI, health).
 
     # -- resolving the app ---------------------------------------------
     def state(self, app: Flask | None = None) -> AppState:
