@@ -1,0 +1,177 @@
+"""A small catalog shop: flask-rediscache's example app.
+
+It shows the three things the extension is for, each the way a production app
+would use it:
+
+* ``GET /`` is a whole page cached for 30 seconds (``@cache.cached``). The page
+  is the same for everyone, so it must not show anything from the session.
+* ``GET /products/<id>`` reads a product through a slow, memoized "database"
+  lookup (``@cache.memoize``): the first request pays ``CATALOG_DB_DELAY``,
+  the next ones cost one Redis round trip.
+* ``/login``, ``/logout``, ``/me`` and ``/cart/<id>`` keep a user and a cart in
+  a server-side session stored in Redis.
+
+Configuration comes from the environment, so the same file runs on a laptop
+(no Redis needed: ``memory://``) and under gunicorn against a real Redis:
+
+``REDIS_URL``
+    Default ``memory://`` (in-process, per worker). Point it at a real Redis in
+    production, e.g. ``redis://:password@redis:6379/0``.
+``SECRET_KEY``
+    Signs the session id cookie and the cache entries. A development default is
+    used, with a warning, when it is unset.
+``CATALOG_DB_DELAY``
+    Seconds of fake database latency on a cache miss (default ``0.05``).
+Any other ``REDIS_*`` key
+    e.g. ``REDIS_POOL_SIZE=8``; values are parsed as JSON when they are JSON
+    (``8``, ``true``, ``["a", "b"]``), else used as strings.
+
+Run it with ``flask --app examples/catalog/app.py run`` (or ``./dev.sh example``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, abort, current_app, jsonify, render_template_string, request, session
+
+from flask_rediscache import RedisCache
+from flask_rediscache.config import DEFAULTS
+
+logger = logging.getLogger("catalog")
+
+DEV_SECRET_KEY = "catalog-dev-secret-do-not-use-in-production"
+
+#: The "database". A real app would query SQL here; the lookup below sleeps
+#: ``CATALOG_DB_DELAY`` to make the cost of a cache miss visible.
+PRODUCTS: dict[int, dict[str, Any]] = {
+    1: {"id": 1, "name": "Espresso cup", "price": "8.50", "stock": 40},
+    2: {"id": 2, "name": "Pour-over kettle", "price": "39.00", "stock": 12},
+    3: {"id": 3, "name": "Burr grinder", "price": "129.00", "stock": 5},
+    4: {"id": 4, "name": "Paper filters (100)", "price": "4.20", "stock": 300},
+    5: {"id": 5, "name": "Milk jug", "price": "14.90", "stock": 25},
+    6: {"id": 6, "name": "Digital scale", "price": "24.00", "stock": 18},
+}
+
+# One extension object for every app the factory builds: it resolves the
+# current app on each call, so the decorators below can be applied at import.
+cache = RedisCache()
+
+INDEX = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Catalog</title></head>
+<body>
+  <h1>Catalog</h1>
+  <p>Rendered at {{ rendered_at }} (cached for 30 seconds).</p>
+  <ul>
+  {% for p in products %}
+    <li><a href="{{ url_for('product', pid=p.id) }}">{{ p.name }}</a>: {{ p.price }} EUR</li>
+  {% endfor %}
+  </ul>
+</body>
+</html>
+"""
+
+
+def _env_value(raw: str) -> Any:
+    """``8`` → 8, ``true`` → True, ``["a"]`` → list; anything else stays a string."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The app's configuration, read from the environment."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {key: _env_value(environ[key]) for key in DEFAULTS if key in environ}
+    # An explicit default, independent of app.debug: the example runs anywhere
+    # without a Redis server. Production sets REDIS_URL.
+    config["REDIS_URL"] = environ.get("REDIS_URL") or "memory://"
+    config["REDIS_HEALTH_ENDPOINT"] = environ.get("REDIS_HEALTH_ENDPOINT") or "/health/redis"
+    config["CATALOG_DB_DELAY"] = float(environ.get("CATALOG_DB_DELAY", "0.05"))
+    if environ.get("SECRET_KEY"):
+        config["SECRET_KEY"] = environ["SECRET_KEY"]
+    return config
+
+
+@cache.memoize(timeout=60)
+def load_product(pid: int) -> dict[str, Any] | None:
+    """The slow lookup. ``None`` (unknown id) is cached too, so a flood of
+    requests for a missing product does not reach the database either."""
+    time.sleep(current_app.config["CATALOG_DB_DELAY"])
+    product = PRODUCTS.get(pid)
+    return dict(product) if product is not None else None
+
+
+def _cart() -> list[int]:
+    return list(session.get("cart", []))
+
+
+def register_routes(app: Flask) -> None:
+    @app.get("/")
+    @cache.cached(timeout=30)
+    def index() -> str:
+        # Same page for everyone: never read the session in a cached view.
+        time.sleep(current_app.config["CATALOG_DB_DELAY"])
+        return render_template_string(INDEX, products=list(PRODUCTS.values()),
+                                      rendered_at=time.strftime("%H:%M:%S"))
+
+    @app.get("/products/<int:pid>")
+    def product(pid: int) -> Any:
+        found = load_product(pid)
+        if found is None:
+            abort(404)
+        return jsonify(found)
+
+    @app.post("/login")
+    def login() -> Any:
+        username = (request.form.get("username") or "").strip()
+        if not username:
+            return jsonify(error="form field 'username' is required"), 400
+        session["user"] = username
+        # A new session id after login, so an id planted before it is worthless.
+        current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+        return jsonify(user=username, cart=_cart())
+
+    @app.post("/logout")
+    def logout() -> Any:
+        session.clear()  # deletes the data in Redis and the cookie
+        return jsonify(user=None, cart=[])
+
+    @app.get("/me")
+    def me() -> Any:
+        # Read-only: one Redis round trip, nothing written.
+        return jsonify(user=session.get("user"), cart=_cart())
+
+    @app.post("/cart/<int:pid>")
+    def add_to_cart(pid: int) -> Any:
+        if load_product(pid) is None:
+            abort(404)
+        # Assign a new list: mutating session["cart"] in place would not mark
+        # the session as modified.
+        session["cart"] = [*_cart(), pid]
+        return jsonify(user=session.get("user"), cart=session["cart"])
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: environment first, then ``config`` (tests pass theirs here)."""
+    app = Flask(__name__)
+    app.config.update(settings_from_env())
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        logger.warning("catalog: SECRET_KEY is not set; using the development key. "
+                       "Set SECRET_KEY to a long random string in production.")
+        app.config["SECRET_KEY"] = DEV_SECRET_KEY
+    cache.init_app(app)
+    register_routes(app)
+    return app
+
+
+app = create_app()
