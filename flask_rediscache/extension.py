@@ -22,6 +22,7 @@ from .clients import Target, build_targets
 from .codec import Codec
 from .config import DEFAULTS, ConfigError, Settings, load_settings
 from .guard import CircuitBreaker, Guard
+from .sessions import RedisSessionInterface
 
 logger = logging.getLogger("flask_rediscache")
 
@@ -96,6 +97,8 @@ class RedisCache:
         app.extensions[EXTENSION_KEY] = self
         app.extensions[STATE_KEY] = state
         # Each feature registers itself from its own module (sessions, CLI, health).
+        if settings.session:
+            app.session_interface = RedisSessionInterface(app, state)
 
     # -- resolving the app ---------------------------------------------
     def state(self, app: Flask | None = None) -> AppState:
