@@ -323,17 +323,27 @@ class RedisSessionInterface(SessionInterface):
         loaded = session.loaded
         if session.modified:
             current = {str(k): encode(v) for k, v in session.items()}
-            changed = {f: b for f, b in current.items() if loaded.get(f) != b}
+            changed = {f: b for f, b in current.items() if self._differs(loaded.get(f), b)}
             return changed, [f for f in loaded if f not in current]
         if session.accessed and session.volatile:
             # Values mutated in place don't set `modified`; their bytes tell.
             changed = {}
             for name in session.volatile:
                 encoded = encode(dict.get(session, name))
-                if encoded != loaded[name]:
+                if self._differs(loaded[name], encoded):
                     changed[name] = encoded
             return changed, []
         return {}, []
+
+    def _differs(self, stored: bytes | None, encoded: bytes) -> bool:
+        """Did the value change? Stored bytes we would not have written that way
+        (other JSON spacing, a lossy tag) are compared by their value, so an
+        untouched field is never rewritten with a stale copy."""
+        if stored is None:
+            return True
+        if stored == encoded:
+            return False
+        return self._encode(self.serializer.loads(stored.decode())) != encoded
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if session.accessed:
