@@ -10,16 +10,26 @@ what turns a 1 s read timeout into a multi-second stall per call.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from .config import Settings, mask_url
+
+logger = logging.getLogger("flask_rediscache")
+
+#: What building a ``RedisCluster`` raises when no seed answers.
+CLUSTER_START_ERRORS: tuple[type[BaseException], ...] = (RedisClusterException, redis.RedisError, OSError)
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -94,53 +104,180 @@ def _standalone(url: str, settings: Settings) -> Any:
     return redis.Redis(connection_pool=pool)
 
 
-def _sentinel(url: str, settings: Settings) -> Any:
-    from redis.sentinel import Sentinel, SentinelConnectionPool
+class SentinelConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that asks the sentinels on *every* reconnect.
 
+    redis-py 8 reconnects a dropped connection inside ``send_packed_command``
+    by calling ``connect_check_health()`` on the host it last used, bypassing
+    ``SentinelManagedConnection.connect()``, the only place that asks the
+    sentinels (redis/redis-py#3874). So the retry of a command that failed
+    with ``READONLY`` (the master was demoted: redis-py closes the connection
+    and raises ``ConnectionError``) went straight back to the demoted server
+    and failed again. Reconnecting through ``connect()`` makes that retry
+    land on the new master.
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()  # type: ignore[no-untyped-call]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+class SentinelSSLConnection(SentinelConnection, redis.SSLConnection):
+    """:class:`SentinelConnection` over TLS."""
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """redis-py's Sentinel pool with the blocking pool's bound.
+
+    ``SentinelConnectionPool`` is a plain ``ConnectionPool``, which raises at
+    once when ``max_connections`` are busy; mixing in ``BlockingConnectionPool``
+    makes a Sentinel master behave like a standalone URL: ``REDIS_POOL_SIZE``
+    connections, callers wait up to ``REDIS_POOL_TIMEOUT`` for a free one. The
+    Sentinel half still decides where connections go (it asks the sentinels on
+    every connect) and which it keeps (``owns_connection`` drops connections
+    to a former master when they are released).
+    """
+
+
+def _sentinel(url: str, settings: Settings) -> Any:
+    """A client for the Sentinel-managed master.
+
+    Failover is redis-py's: every new connection asks the sentinels for the
+    master's address; a connection that gets ``READONLY`` (its server was
+    demoted) is closed and turned into a ``ConnectionError``, which the
+    explicit :func:`make_retry` retries on a fresh connection, i.e. (with
+    :class:`SentinelConnection`) on the new master. The guard fails open for
+    whatever is left, e.g. while no master is elected yet.
+    """
     parts = urlsplit(url)
-    db = int(parts.path.lstrip("/") or 0) if parts.path.lstrip("/").isdigit() else 0
+    path = parts.path.lstrip("/")
+    db = int(path) if path.isdigit() else 0
     kwargs = _socket_kwargs(settings)
+    sentinel_kwargs: dict[str, Any] = {**_socket_kwargs(settings), "password": settings.sentinel_password}
+    connection_class: type[SentinelConnection] = SentinelConnection
     if parts.scheme == "rediss":
+        # With TLS on, the sentinels are reached over TLS too (tls-port on every node).
+        connection_class = SentinelSSLConnection
         kwargs.update(_ssl_kwargs(settings))
-        kwargs["ssl"] = True
-    sentinel_kwargs = {
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_timeout": settings.read_timeout,
-        "password": settings.sentinel_password,
-    }
+        sentinel_kwargs.update(_ssl_kwargs(settings), ssl=True)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(settings.sentinels), sentinel_kwargs=sentinel_kwargs,
-        username=parts.username, password=parts.password, db=db, **kwargs,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None, db=db, **kwargs,
     )
     return sentinel.master_for(  # type: ignore[no-untyped-call]
-        settings.sentinel_master or "", connection_pool_class=SentinelConnectionPool,
-        max_connections=settings.pool_size,
+        settings.sentinel_master or "", connection_pool_class=BlockingSentinelConnectionPool,
+        connection_class=connection_class, max_connections=settings.pool_size, timeout=settings.pool_timeout,
     )
+
+
+def _seed_url(seed: str, credentials: str) -> str:
+    """``seed`` with the username/password of ``credentials`` when it has none."""
+    parts = urlsplit(seed)
+    creds = urlsplit(credentials)
+    if parts.username or parts.password or not (creds.username or creds.password):
+        return parts._replace(path="").geturl()
+    userinfo = creds.netloc.rpartition("@")[0]
+    return parts._replace(netloc=f"{userinfo}@{parts.netloc}", path="").geturl()
 
 
 def _cluster(url: str, settings: Settings) -> Any:
+    """A ``RedisCluster`` over the seeds, with bounded blocking pools per node.
+
+    The first seed is passed as ``url`` because only then does redis-py build
+    each node's pool from ``connection_pool_class`` (a ``BlockingConnectionPool``
+    with ``REDIS_POOL_SIZE``/``REDIS_POOL_TIMEOUT``, like a standalone URL);
+    the other seeds are extra startup nodes. Credentials may sit on the seeds
+    or on ``REDIS_URL``. ``retry`` is the cluster-level policy (redis-py
+    retries a failed command there, after refreshing the slot map).
+    """
     from redis.cluster import ClusterNode, RedisCluster
 
     seeds = [urlsplit(u) for u in settings.cluster]
-    first = seeds[0]
     kwargs = _socket_kwargs(settings)
-    if first.scheme == "rediss":
+    if seeds[0].scheme == "rediss":
         kwargs.update(_ssl_kwargs(settings))
-        kwargs["ssl"] = True
-    creds = urlsplit(url)
     return RedisCluster(
+        url=_seed_url(settings.cluster[0], url),
         startup_nodes=[ClusterNode(s.hostname or "localhost", s.port or 6379)  # type: ignore[no-untyped-call]
-                       for s in seeds],
-        username=first.username or creds.username, password=first.password or creds.password,
-        max_connections=settings.pool_size, **kwargs,
+                       for s in seeds[1:]],
+        connection_pool_class=redis.BlockingConnectionPool,
+        max_connections=settings.pool_size, timeout=settings.pool_timeout, **kwargs,
     )
+
+
+class LazyCluster:
+    """Stands in for a ``RedisCluster`` whose seed nodes were unreachable at start.
+
+    redis-py connects to a cluster in the constructor, so a cluster that is
+    down while the app boots would crash ``init_app`` (and every gunicorn
+    worker with it): the opposite of failing open. This object builds the
+    real client on first use instead, at most once per ``retry_interval``
+    seconds; until then every method of ``RedisCluster`` raises a
+    ``ConnectionError`` when *called*, so the guard (which calls it) turns it
+    into a miss, and the circuit breaker opens as for any dead server.
+    """
+
+    def __init__(self, factory: Callable[[], Any], retry_interval: float, error: BaseException) -> None:
+        self._factory = factory
+        self._retry_interval = retry_interval
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._error: BaseException = error
+        self._next_attempt = time.monotonic() + retry_interval
+
+    def connect(self) -> Any:
+        """The real ``RedisCluster``; raises ``ConnectionError`` while unreachable."""
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None and time.monotonic() >= self._next_attempt:
+                try:
+                    self._client = self._factory()
+                except CLUSTER_START_ERRORS as exc:
+                    self._error = exc
+                    self._next_attempt = time.monotonic() + self._retry_interval
+            if self._client is None:
+                raise redis.ConnectionError(f"Redis Cluster is unreachable: {self._error}")
+            return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            client = self.connect()
+        except redis.ConnectionError as exc:
+            from redis.cluster import RedisCluster
+
+            if not callable(getattr(RedisCluster, name, None)):
+                raise
+            message = str(exc)
+
+            def unavailable(*args: Any, **kwargs: Any) -> Any:
+                raise redis.ConnectionError(message)
+
+            return unavailable
+        return getattr(client, name)
+
+    def __repr__(self) -> str:
+        return f"<LazyCluster client={self._client!r}>"
+
+
+def _cluster_or_lazy(url: str, settings: Settings, name: str) -> Any:
+    try:
+        return _cluster(url, settings)
+    except CLUSTER_START_ERRORS as exc:
+        logger.warning("flask-rediscache: %s is unreachable at start (%s); the cache fails open "
+                       "and connects on first use", name, exc)
+        return LazyCluster(lambda: _cluster(url, settings),
+                           max(settings.breaker_cooldown, settings.reconnect_delay_max), exc)
 
 
 def build_target(url: str, settings: Settings) -> Target:
     """Create the client for ``url`` under ``settings``' topology."""
     if settings.cluster:
-        seeds = ",".join(map(mask_url, settings.cluster))
-        return Target(_cluster(url, settings), f"cluster {seeds}", "cluster")
+        name = "cluster " + ",".join(map(mask_url, settings.cluster))
+        return Target(_cluster_or_lazy(url, settings, name), name, "cluster")
     if settings.sentinels:
         hosts = ",".join(f"{h}:{p}" for h, p in settings.sentinels)
         return Target(_sentinel(url, settings), f"sentinel {settings.sentinel_master}@{hosts}", "sentinel")

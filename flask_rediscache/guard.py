@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import signals
@@ -34,11 +34,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: What the guard swallows: everything redis-py raises, plus socket and TLS
-#: errors (``OSError``) that escape it during connect.
-GUARDED_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+#: errors (``OSError``) that escape it during connect. ``RedisClusterException``
+#: is not a ``RedisError``: ``RedisCluster`` raises it when no node answers
+#: ("Redis Cluster cannot be connected") or a slot has no node.
+GUARDED_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
 #: What counts towards opening the breaker: the server is unreachable or hung.
 #: A refused command (READONLY, OOM, NOPERM) proves the server answers.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError,
+                                                      RedisClusterException, OSError)
 
 _CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 LOG_INTERVAL = 10.0

@@ -1,0 +1,168 @@
+"""Sentinel: the cache reaches the master through real sentinels and follows failovers.
+
+Each test starts its own master, replica and sentinel (tests/topology_servers.py);
+nothing is mocked. "Never sees an exception" is literal: any exception out of
+a cache call fails the test.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from flask_rediscache.clients import BlockingSentinelConnectionPool
+
+from .topology_servers import SentinelSetup, start_sentinel_setup, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def __call__(self, **kwargs) -> None:
+        self.calls.append(kwargs)
+
+
+@pytest.fixture
+def setup():
+    started = start_sentinel_setup()
+    yield started
+    started.stop()
+
+
+def _wait_for_replication(setup: SentinelSetup) -> None:
+    # WAIT is an admin step of the test, not something the cache sends.
+    assert setup.master.client().wait(1, 2000) == 1
+
+
+def test_cache_goes_to_the_master_the_sentinel_names(make_app, setup):
+    app = make_app(**setup.config())
+    state = app.extensions["rediscache_state"]
+    assert state.targets["cache"].kind == "sentinel"
+    assert state.targets["cache"].name == f"sentinel m@127.0.0.1:{setup.sentinel.port}"
+    with app.app_context():
+        cache = app.extensions["rediscache"]
+        assert cache.set("greeting", {"hello": "world"})
+        assert cache.get("greeting") == {"hello": "world"}
+    assert setup.master.client().exists("cache:greeting") == 1
+    _wait_for_replication(setup)
+    # The replica only has it by replication: nothing was written there directly.
+    assert setup.replica.client().exists("cache:greeting") == 1
+
+
+def test_pool_size_timeouts_and_retry_reach_the_sentinel_pool(make_app, setup):
+    app = make_app(**setup.config(), REDIS_POOL_SIZE=2, REDIS_POOL_TIMEOUT=0.2, REDIS_READ_TIMEOUT=0.7,
+                   REDIS_CONNECT_TIMEOUT=0.3, REDIS_RECONNECT_ATTEMPTS=2)
+    client = app.extensions["rediscache_state"].targets["cache"].client
+    pool = client.connection_pool
+    assert isinstance(pool, BlockingSentinelConnectionPool)
+    assert pool.max_connections == 2
+    kwargs = pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.7, 0.3)
+    assert kwargs["retry"].get_retries() == 2
+    # The bound is real: with both connections held, a third caller waits
+    # REDIS_POOL_TIMEOUT and gets "No connection available", not a third socket.
+    held = [pool.get_connection(), pool.get_connection()]
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError, match="No connection available"):
+        pool.get_connection()
+    assert 0.15 <= time.monotonic() - started < 2
+    for conn in held:
+        pool.release(conn)
+    assert client.set("cache:after", 1) is True
+    assert len(_app_connections(setup.master)) <= 2
+
+
+def _app_connections(server) -> list[dict]:
+    """Normal clients on ``server`` other than the sentinel's, the replica and this query."""
+    return [c for c in server.client().client_list()
+            if c["flags"] == "N" and not c["name"].startswith("sentinel") and c["cmd"] != "client|list"]
+
+
+def test_passwords_for_master_and_sentinel(make_app):
+    setup = start_sentinel_setup(password="master-pw", sentinel_password="sentinel-pw")
+    try:
+        handler = Recorder()
+        app = make_app(**setup.config(), REDIS_ERROR_HANDLER=handler)
+        with app.app_context():
+            cache = app.extensions["rediscache"]
+            assert cache.set("k", 42) is True
+            assert cache.get("k") == 42
+        assert handler.calls == []
+        assert setup.master.client().get("cache:k") is not None
+        # Without the sentinel's password the master can't be found: a miss, not an exception.
+        config = setup.config()
+        del config["REDIS_SENTINEL_PASSWORD"]
+        app = make_app(**config, REDIS_ERROR_HANDLER=handler)
+        with app.app_context():
+            assert app.extensions["rediscache"].get("k") is None
+        assert handler.calls and isinstance(handler.calls[0]["exception"], redis.ConnectionError)
+    finally:
+        setup.stop()
+
+
+def test_master_killed_fails_open_then_follows_the_new_master(make_app, setup):
+    handler = Recorder()
+    app = make_app(**setup.config(), REDIS_ERROR_HANDLER=handler, REDIS_CIRCUIT_BREAKER_COOLDOWN=0.5,
+                   REDIS_CONNECT_TIMEOUT=0.5, REDIS_READ_TIMEOUT=0.5)
+    with app.app_context():
+        cache = app.extensions["rediscache"]
+        assert cache.set("before", "kept")
+        _wait_for_replication(setup)
+        setup.master.kill()
+        killed_at = time.monotonic()
+        recovered_at = None
+        i = 0
+        while time.monotonic() - killed_at < 10:
+            i += 1
+            # Any exception here fails the test: the app must never see one.
+            if cache.set("during", i) and cache.get("during") == i:
+                recovered_at = time.monotonic()
+                break
+            time.sleep(0.05)
+        assert recovered_at is not None, "the cache did not follow the new master within 10 s"
+        # It really failed open in between (errors were reported, not raised) ...
+        assert handler.calls
+        assert all(isinstance(c["exception"], redis.RedisError) for c in handler.calls)
+        # ... and now talks to the promoted replica, which kept the replicated data.
+        assert setup.sentinel.master_address() == ("127.0.0.1", setup.replica.port)
+        assert setup.replica.client().exists("cache:during") == 1
+        assert cache.get("before") == "kept"
+        assert cache.set("after", 1) and cache.get("after") == 1
+
+
+def test_demoted_master_readonly_leads_to_rediscovery_without_errors(make_app, setup):
+    """SENTINEL FAILOVER demotes the master without killing it: the pooled
+    connection to it now gets READONLY. redis-py's SentinelManagedConnection
+    closes it and raises ConnectionError, which our explicit Retry retries on
+    a new connection, i.e. on the new master: the write succeeds first time."""
+    handler = Recorder()
+    app = make_app(**setup.config(), REDIS_ERROR_HANDLER=handler, REDIS_POOL_SIZE=1)
+    old, new = setup.master, setup.replica
+    with app.app_context():
+        cache = app.extensions["rediscache"]
+        assert cache.set("k", "first")
+        pool = cache.client.connection_pool
+        (conn,) = pool._connections
+        assert conn.port == old.port
+        assert setup.sentinel.client().sentinel_failover(setup.sentinel.service)
+        wait_until(lambda: setup.sentinel.master_address() == ("127.0.0.1", new.port), 10,
+                   message="the sentinel to promote the replica")
+        # The sentinel reconfigures the old master only after ~8 s of it claiming
+        # the master role; do that step for it (exactly what it would send).
+        old.client().replicaof("127.0.0.1", new.port)
+        wait_until(lambda: old.client().info("replication")["role"] == "slave", 5,
+                   message="the old master to be demoted")
+        # The old connection is still open, to a server that now refuses writes.
+        assert conn.port == old.port and conn._sock is not None
+        with pytest.raises(redis.ReadOnlyError):
+            old.client().set("cache:probe", 1)
+        assert cache.set("k", "second") is True
+        assert handler.calls == []
+        assert new.client().exists("cache:k") == 1
+        assert cache.get("k") == "second"
+        assert all(c.port == new.port for c in pool._connections if c._sock is not None)
