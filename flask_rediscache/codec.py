@@ -2,26 +2,31 @@
 
 Two shapes share the value space of a Redis string:
 
-* **Counters**: an ``int`` (not a ``bool``) is stored as plain ASCII decimal,
-  so ``INCRBY`` works on it and ``get`` parses it back without unpickling.
+* **Counters**: an ``int`` (not a ``bool``) that fits Redis' signed 64-bit
+  counters, stored without a logical expiry, is plain ASCII decimal, so
+  ``INCRBY`` works on it and ``get`` parses it back without unpickling.
 * **Signed entries**, everything else::
 
       0xF1 | flags (1 byte) | [expires_at: float64, if FLAG_EXPIRES] | mac (16 bytes) | payload
 
   ``payload`` is a pickle, compressed when ``FLAG_ZLIB``/``FLAG_ZSTD`` is set.
-  ``mac`` is a keyed BLAKE2b over the Redis key, the header and the payload,
-  with a key derived from ``SECRET_KEY``: bytes someone else wrote (or moved
-  from another key) fail the check and are a miss, never unpickled.
-  ``expires_at`` is the *logical* expiry used by ``race_condition_ttl``.
+  ``mac`` is a keyed BLAKE2b over the (length-prefixed) Redis key, the header
+  and the payload, with a key derived from ``SECRET_KEY``: bytes someone else
+  wrote, or an entry moved from another key, fail the check and are a miss,
+  never unpickled. ``expires_at`` (wall-clock seconds) is the *logical* expiry
+  used by ``race_condition_ttl``: the Redis TTL outlives it so a stale value
+  can be served while one caller recomputes.
 
 :meth:`Codec.decode` never raises: anything it cannot trust or read is
-:data:`MISS`.
+:data:`MISS`, counted in :attr:`Codec.undecodable` and logged once per codec,
+and the next write of the key replaces it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import pickle
 import struct
 import zlib
@@ -32,6 +37,8 @@ try:  # optional, faster and smaller than zlib when installed
     import zstandard
 except ImportError:  # pragma: no cover - depends on the install
     zstandard = None
+
+logger = logging.getLogger("flask_rediscache")
 
 
 class _Miss:
@@ -54,7 +61,11 @@ FLAG_EXPIRES: Final = 0x02
 FLAG_ZSTD: Final = 0x04
 MAC_SIZE: Final = 16
 _EXPIRES = struct.Struct(">d")
-_DIGITS = frozenset(b"-0123456789")
+_KEY_LENGTH = struct.Struct(">I")
+_HEAD_PLAIN: Final = 2 + MAC_SIZE
+_HEAD_EXPIRES: Final = 2 + _EXPIRES.size + MAC_SIZE
+#: Redis counters are signed 64-bit; larger ints are pickled like any value.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 class Codec:
@@ -66,25 +77,36 @@ class Codec:
         self._mac = hashlib.blake2b(key=derived, digest_size=MAC_SIZE)
         self.compress_threshold = compress_threshold
         self.undecodable = 0  # entries rejected, for stats
+        self._warned = False
 
-    def _sign(self, key: bytes, body: bytes) -> bytes:
+    def _sign(self, key: bytes, head: bytes | memoryview, payload: bytes | memoryview) -> bytes:
         mac = self._mac.copy()
+        # The key's length goes first so (key, body) pairs cannot be re-split:
+        # "k" + "\xf1..." and "k\xf1" + "..." sign differently.
+        mac.update(_KEY_LENGTH.pack(len(key)))
         mac.update(key)
-        mac.update(body)
+        mac.update(head)
+        mac.update(payload)
         return mac.digest()
 
     def encode(self, key: bytes, value: Any, expires_at: float | None = None) -> bytes:
-        """Serialise ``value`` for the Redis key ``key``."""
-        if type(value) is int:
+        """Serialise ``value`` for the Redis key ``key``.
+
+        ``expires_at`` (wall-clock seconds) is stored for ``race_condition_ttl``;
+        an int with one is signed like any other value, since it is not a counter.
+        Raises whatever :func:`pickle.dumps` raises for an unpicklable value.
+        """
+        if type(value) is int and expires_at is None and _INT_MIN <= value <= _INT_MAX:
             return b"%d" % value
         payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         flags = 0
         if self.compress_threshold and len(payload) > self.compress_threshold:
             payload, flags = self._compress(payload)
-        head = bytes((VERSION, flags | (FLAG_EXPIRES if expires_at is not None else 0)))
-        if expires_at is not None:
-            head += _EXPIRES.pack(expires_at)
-        return head + self._sign(key, head + payload) + payload
+        if expires_at is None:
+            head = bytes((VERSION, flags))
+        else:
+            head = bytes((VERSION, flags | FLAG_EXPIRES)) + _EXPIRES.pack(expires_at)
+        return head + self._sign(key, head, payload) + payload
 
     @staticmethod
     def _compress(payload: bytes) -> tuple[bytes, int]:
@@ -97,31 +119,46 @@ class Codec:
 
     def decode(self, key: bytes, raw: bytes | None) -> tuple[Any, float | None]:
         """Return ``(value, expires_at)``, or ``(MISS, None)`` for anything untrusted."""
-        if not raw:
+        if raw is None:
             return MISS, None
-        if raw[0] != VERSION:
-            if raw[0] in _DIGITS:
-                try:
-                    return int(raw), None
-                except ValueError:
-                    pass
-            self.undecodable += 1
-            return MISS, None
+        if not raw or raw[0] != VERSION:
+            return self._decode_counter(key, raw)
+        if len(raw) < _HEAD_PLAIN:
+            return self._reject(key, "truncated")
+        flags = raw[1]
+        start = _HEAD_EXPIRES if flags & FLAG_EXPIRES else _HEAD_PLAIN
+        if len(raw) < start:
+            return self._reject(key, "truncated")
+        view = memoryview(raw)
+        payload: bytes | memoryview = view[start:]
+        if not hmac.compare_digest(view[start - MAC_SIZE:start],
+                                   self._sign(key, view[:start - MAC_SIZE], payload)):
+            return self._reject(key, "bad signature")
         try:
-            flags = raw[1]
-            start = 2 + (_EXPIRES.size if flags & FLAG_EXPIRES else 0)
-            mac, payload = raw[start:start + MAC_SIZE], raw[start + MAC_SIZE:]
-            if len(mac) != MAC_SIZE or not hmac.compare_digest(mac, self._sign(key, raw[:start] + payload)):
-                self.undecodable += 1
-                return MISS, None
             expires_at = _EXPIRES.unpack_from(raw, 2)[0] if flags & FLAG_EXPIRES else None
-            if flags & FLAG_ZLIB:
-                payload = zlib.decompress(payload)
-            elif flags & FLAG_ZSTD:
+            if flags & FLAG_ZSTD:
                 if zstandard is None:
-                    return MISS, None
+                    return self._reject(key, "zstd-compressed but zstandard is not installed")
                 payload = zstandard.ZstdDecompressor().decompress(payload)
+            elif flags & FLAG_ZLIB:
+                payload = zlib.decompress(payload)
             return pickle.loads(payload), expires_at
-        except Exception:  # signed by us but unreadable here (e.g. class gone)
-            self.undecodable += 1
-            return MISS, None
+        except Exception as exc:  # signed by us but unreadable here (e.g. its class is gone)
+            return self._reject(key, f"{type(exc).__name__}: {exc}")
+
+    def _decode_counter(self, key: bytes, raw: bytes) -> tuple[Any, None]:
+        # Exactly what INCRBY writes: optional "-", then ASCII digits. int()
+        # alone would also accept "1_000", " 12" or "+3".
+        digits = raw[1:] if raw[:1] == b"-" else raw
+        if digits.isdigit() and len(raw) <= 20:
+            return int(raw), None
+        return self._reject(key, "not written by flask-rediscache")
+
+    def _reject(self, key: bytes, reason: str) -> tuple[Any, None]:
+        self.undecodable += 1
+        if not self._warned:
+            self._warned = True
+            logger.warning("flask-rediscache: ignoring the entry at %r (%s); undecodable entries are "
+                           "misses and the next write replaces them (further ones are counted, "
+                           "not logged)", key[:120], reason)
+        return MISS, None

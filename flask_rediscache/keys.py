@@ -1,34 +1,96 @@
 """Building Redis keys: everything the cache writes lives under ``<namespace>:``.
 
-Keys may contain any characters and be of any length; a key whose full form
+Keys may contain any characters and be of any length. A key whose full form
 would exceed :data:`MAX_KEY_BYTES` keeps a readable head and ends in a digest
-of the whole, so long keys stay short and distinct.
+of the whole, so long keys stay short and distinct. Redis itself accepts keys
+up to 512 MB, but long keys cost memory and bandwidth on every command, and
+``flask redis keys`` should stay readable.
+
+The layout of everything the cache writes (``ns`` is ``REDIS_NAMESPACE``)::
+
+    ns:<key>                       cache.set/get/..., and @cached views ("view//path")
+    ns:memoize:<function>:<args>   @memoize entries; "ns:memoize:<function>:*" is one function
+    ns:lock:<rest of the key>      short stampede locks of fetch/memoize(race_condition_ttl=...)
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
+#: Longest key (in bytes) stored as is; longer ones end in a SHA-256 digest.
 MAX_KEY_BYTES = 250
 _HEAD_BYTES = 150
+#: Longest function name kept readable in memoize keys.
+_MAX_NAME = 120
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).hexdigest().encode()
 
 
 def make_key(namespace: str, key: str) -> bytes:
-    """``<namespace>:<key>`` as bytes, digested when too long."""
+    """``<namespace>:<key>`` as bytes, digested when too long.
+
+    Only ``str`` keys are accepted (as in Flask-Caching): silently turning
+    ``1`` and ``"1"`` into the same key would hide bugs.
+    """
     if not isinstance(key, str):
         raise TypeError(f"cache keys must be str, not {type(key).__name__}: {key!r:.80}")
     full = f"{namespace}:{key}"
     # Fast path: even at 4 bytes per character the key fits.
     if len(full) * 4 <= MAX_KEY_BYTES:
-        return full.encode()
+        return full.encode("utf-8", "surrogatepass")
     raw = full.encode("utf-8", "surrogatepass")
     if len(raw) <= MAX_KEY_BYTES:
         return raw
     # A readable head (cut on a byte boundary) plus a digest of the whole key.
-    head = max(_HEAD_BYTES, len(namespace.encode()) + 1)
-    return raw[:head] + b"~" + hashlib.sha256(raw).hexdigest().encode()
+    head = max(_HEAD_BYTES, len(namespace.encode("utf-8", "surrogatepass")) + 1)
+    return raw[:head] + b"~" + _digest(raw)
+
+
+def join_key(prefix: bytes, rest: bytes) -> bytes:
+    """``prefix + rest``, with ``rest`` replaced by ``#<digest>`` when too long.
+
+    Unlike :func:`make_key` the prefix always survives intact, so every key
+    built on one prefix (all entries of one memoized function) can be found
+    with the glob ``<prefix>*``.
+    """
+    if len(prefix) + len(rest) <= MAX_KEY_BYTES:
+        return prefix + rest
+    return prefix + b"#" + _digest(rest)
+
+
+def function_prefix(namespace: str, name: str) -> bytes:
+    """``<namespace>:memoize:<name>:``, the prefix of every entry of one function.
+
+    Very long names (deeply nested closures) keep a readable head and a short
+    digest so the prefix leaves room for the arguments.
+    """
+    if len(name) > _MAX_NAME:
+        name = name[:80] + "~" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"{namespace}:memoize:{name}:".encode("utf-8", "surrogatepass")
+
+
+def lock_key(namespace: str, rkey: bytes) -> bytes:
+    """The stampede lock guarding the entry ``rkey``: ``<namespace>:lock:<rest>``.
+
+    It stays inside the namespace (so ``clear()`` and ACL key patterns cover
+    it) and is digested like any other key when long.
+    """
+    prefix = namespace.encode("utf-8", "surrogatepass") + b":"
+    rest = rkey[len(prefix):] if rkey.startswith(prefix) else rkey
+    return join_key(prefix + b"lock:", rest)
+
+
+_GLOB_BYTES = re.compile(rb"([*?\[\]\\])")
 
 
 def escape_glob(text: str) -> str:
     """Escape Redis glob metacharacters so ``text`` matches only itself."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def escape_glob_bytes(raw: bytes) -> bytes:
+    """:func:`escape_glob` for a key prefix that is already bytes."""
+    return _GLOB_BYTES.sub(rb"\\\1", raw)
