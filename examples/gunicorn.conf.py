@@ -35,7 +35,7 @@ threads = int(os.environ.get("REDIS_POOL_SIZE", "5"))
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
-accesslog = os.environ.get("ACCESS_LOG", "-")
+accesslog = os.environ.get("ACCESS_LOG", "-") or None  # ACCESS_LOG= (empty) turns it off
 
 
 def on_starting(server: object) -> None:

@@ -153,8 +153,9 @@ def register_routes(app: Flask) -> None:
     def add_to_cart(pid: int) -> Any:
         if load_product(pid) is None:
             abort(404)
-        # Assign a new list: mutating session["cart"] in place would not mark
-        # the session as modified.
+        # Assigning a new value is Flask's way to mark the session modified
+        # (flask-rediscache also notices in-place changes, Flask's cookie
+        # sessions do not).
         session["cart"] = [*_cart(), pid]
         return jsonify(user=session.get("user"), cart=session["cart"])
 
