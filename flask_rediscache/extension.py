@@ -19,10 +19,12 @@ from flask import Flask, current_app, has_app_context
 
 from . import decorators, signals
 from .cache import Cache
+from .cli import redis_cli
 from .clients import Target, build_targets
 from .codec import Codec
 from .config import DEFAULTS, ConfigError, Settings, load_settings
 from .guard import CircuitBreaker, Guard
+from .health import register_health_endpoint
 from .sessions import RedisSessionInterface
 
 logger = logging.getLogger("flask_rediscache")
@@ -103,6 +105,9 @@ class RedisCache:
         # Each feature registers itself from its own module (sessions, CLI, health).
         if settings.session:
             app.session_interface = RedisSessionInterface(app, state)
+        app.cli.add_command(redis_cli)
+        if settings.health_endpoint:
+            register_health_endpoint(app, settings.health_endpoint)
 
     # -- resolving the app ---------------------------------------------
     def state(self, app: Flask | None = None) -> AppState:

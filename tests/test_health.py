@@ -1,0 +1,211 @@
+"""flask_rediscache.health: the per-target check, error descriptions and the endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from flask_rediscache import health
+from flask_rediscache.health import Problem, check_all, describe_error, thread_hint
+
+from .servers import free_port
+from .topology_servers import acl_user
+
+PASSWORD = "endpoint-Pa55-word"
+
+
+def state_of(app):
+    return app.extensions["rediscache_state"]
+
+
+# -- the endpoint ----------------------------------------------------------------
+def test_endpoint_200_then_503(redis_factory, make_app, caplog):
+    server = redis_factory(password=PASSWORD)
+    app = make_app(REDIS_URL=server.url, REDIS_HEALTH_ENDPOINT="/health/redis")
+    client = app.test_client()
+    response = client.get("/health/redis")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["checks"]["cache"]["ok"] is True and body["checks"]["session"]["ok"] is True
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response.headers
+
+    server.kill()
+    with caplog.at_level(logging.WARNING, logger="flask_rediscache"):
+        response = client.get("/health/redis")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "error"
+    assert body["reason"] == "cache: connection refused; session: connection refused"
+    assert body["checks"]["cache"] == {"ok": False, "latency_ms": None, "reason": "connection refused"}
+    text = response.get_data(as_text=True)
+    assert PASSWORD not in text and "127.0.0.1" not in text  # no addresses on a public endpoint
+    [record] = [r for r in caplog.records if "health check failed" in r.getMessage()]
+    assert "redis://:***@127.0.0.1" in record.getMessage() and PASSWORD not in record.getMessage()
+
+    server.start()
+    assert client.get("/health/redis").status_code == 200
+
+
+def test_endpoint_only_when_configured(app):
+    assert app.test_client().get("/health/redis").status_code == 404
+
+
+def test_endpoint_sees_one_failed_purpose(redis_factory, make_app):
+    cache_server, session_server = redis_factory(), redis_factory()
+    app = make_app(REDIS_CACHE_URL=cache_server.url, REDIS_SESSION_URL=session_server.url,
+                   REDIS_HEALTH_ENDPOINT="/healthz")
+    cache_server.kill()
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["cache"]["ok"] is False and body["checks"]["session"]["ok"] is True
+    assert body["reason"] == "cache: connection refused"
+
+
+def test_endpoint_ignores_session_server_when_sessions_are_off(redis_factory, make_app):
+    cache_server, session_server = redis_factory(), redis_factory()
+    app = make_app(REDIS_CACHE_URL=cache_server.url, REDIS_SESSION_URL=session_server.url,
+                   REDIS_SESSION=False, REDIS_HEALTH_ENDPOINT="/healthz")
+    session_server.kill()
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert set(response.get_json()["checks"]) == {"cache"}
+
+
+# -- check_target ----------------------------------------------------------------
+def test_check_reports_server_facts(app, redis_server):
+    [check] = check_all(state_of(app))
+    info = redis_server.client().info()
+    assert check.ok and check.error is None
+    assert check.purposes == ["cache", "session"]
+    assert check.version == info["redis_version"]
+    assert check.role == "master"
+    assert check.maxmemory == 0 and check.maxmemory_policy == "noeviction"
+    assert check.latency_ms is not None and check.latency_ms < 1000
+
+
+def test_check_replica_role(redis_factory, make_app):
+    primary = redis_factory()
+    replica = redis_factory("--replicaof", "127.0.0.1", str(primary.port))
+    [check] = check_all(state_of(make_app(REDIS_URL=replica.url)))
+    assert check.ok and check.role == "replica"
+
+
+def test_hung_server_is_a_timeout_within_the_read_timeout(redis_factory, make_app):
+    server = redis_factory()
+    app = make_app(REDIS_URL=server.url, REDIS_READ_TIMEOUT=0.3)
+    server.client().ping()
+    server.pause()
+    try:
+        started = time.monotonic()
+        [check] = check_all(state_of(app))
+        elapsed = time.monotonic() - started
+    finally:
+        server.resume()
+    assert not check.ok
+    assert check.error is not None and check.error.reason.startswith("timeout")
+    assert elapsed < 2
+
+
+def test_noperm_on_ping_and_info_is_a_note(redis_factory, make_app):
+    server = redis_factory()
+    url = acl_user(server, "reader", "reader-Pa55", "~cache:*", "+@read")
+    [check] = check_all(state_of(make_app(REDIS_URL=url)))
+    assert check.ok and check.version is None
+    assert any("no permission for PING" in note for note in check.notes)
+    assert any("no permission for INFO" in note for note in check.notes)
+
+
+# -- describe_error --------------------------------------------------------------
+def test_describe_real_errors(redis_factory):
+    server = redis_factory(password=PASSWORD)
+    once = Retry(NoBackoff(), 0)  # redis-py 8 would otherwise retry 10 times
+    cases = {
+        "authentication failed (wrong password or user)":
+            lambda: redis.Redis(port=server.port, password="nope-nope", retry=once).ping(),
+        "connection refused": lambda: redis.Redis(port=free_port(), retry=once).ping(),
+    }
+    for reason, call in cases.items():
+        with pytest.raises(redis.RedisError) as info:
+            call()
+        problem = describe_error(info.value, "PING")
+        assert problem.reason == reason
+        assert "\n" not in str(problem)
+    acl_user(server, "r", "r-Pa55-word", "~*", "+@read")
+    with pytest.raises(redis.RedisError) as info:
+        redis.Redis(port=server.port, username="r", password="r-Pa55-word").config_get("maxmemory")
+    problem = describe_error(info.value, "config get")
+    assert problem == Problem("no permission for CONFIG GET", problem.detail, permission=True)
+
+
+def test_describe_masks_urls_and_literal_passwords():
+    exc = redis.ConnectionError("Error connecting to redis://u:hunter2-xyz@h:1 (password hunter2-xyz)")
+    text = str(describe_error(exc, "PING", secrets=("hunter2-xyz",)))
+    assert "hunter2-xyz" not in text
+    assert "redis://u:***@h:1" in text
+
+
+def test_describe_is_one_line_even_for_multiline_messages():
+    problem = describe_error(RuntimeError("first line\nsecond\nthird"), "INFO")
+    assert str(problem) == "INFO failed (RuntimeError): first line"
+
+
+# -- small helpers ----------------------------------------------------------------
+@pytest.mark.parametrize(("option", "environ", "expected"), [
+    (None, {}, (None, "")),
+    (6, {"GUNICORN_THREADS": "2"}, (6, "--threads")),
+    (None, {"GUNICORN_THREADS": "3"}, (3, "GUNICORN_THREADS")),
+    (None, {"THREADS": "7"}, (7, "THREADS")),
+    (None, {"GUNICORN_CMD_ARGS": "-w 4 --threads=9"}, (9, "GUNICORN_CMD_ARGS")),
+    (None, {"GUNICORN_CMD_ARGS": "--threads 12 --bind :8000"}, (12, "GUNICORN_CMD_ARGS")),
+    (None, {"GUNICORN_THREADS": "many"}, (None, "")),
+])
+def test_thread_hint(option, environ, expected):
+    assert thread_hint(option, environ) == expected
+
+
+@pytest.mark.parametrize(("url", "password", "tls"), [
+    ("redis://127.0.0.1:6390/0", "pass", "pass"),
+    ("unix:///tmp/redis.sock", "pass", "pass"),
+    ("redis://10.0.0.5:6379/0", "fail", "warn"),
+    ("redis://:pw@redis:6379/0", "pass", "warn"),  # docker-compose service name: private
+    ("redis://:pw@cache.example.com:6379/0", "pass", "fail"),
+    ("rediss://:pw@cache.example.com:6379/0", "pass", "pass"),
+    ("rediss://cache.example.com:6379/0", "fail", "pass"),
+])
+def test_security_findings_from_the_url(make_app, url, password, tls):
+    # Building the app does not connect; the security checks read the URL only.
+    app = make_app(REDIS_URL=url)
+    found = {f.check: f for f in health._security_findings(state_of(app), ["cache", "session"])}
+    assert found["password"].status == password
+    assert found["tls"].status == tls
+    assert "pw" not in found["password"].message + found["tls"].message
+
+
+def test_tls_without_verification_is_a_warning(make_app):
+    app = make_app(REDIS_URL="rediss://:pw@cache.example.com/0", REDIS_SSL_CERT_REQS="none")
+    found = {f.check: f for f in health._security_findings(state_of(app), ["cache"])}
+    assert found["tls"].status == "warn" and "REDIS_SSL_CERT_REQS" in found["tls"].message
+
+
+def test_memory_findings_for_session_only_server():
+    [finding] = health._memory_findings(["session"], 10**8, "allkeys-lru")
+    assert finding.status == "warn" and "logged out" in finding.message
+    [finding] = health._memory_findings(["session"], 10**8, "noeviction")
+    assert finding.status == "pass"
+    statuses = [f.status for f in health._memory_findings(["cache"], 10**8, "volatile-lru")]
+    assert statuses == ["pass", "warn"]
+
+
+def test_long_timeouts_warn(make_app):
+    app = make_app(REDIS_URL="memory://timeouts", REDIS_READ_TIMEOUT=30)
+    found = health._timeouts_finding(*(getattr(state_of(app).settings, name)
+                                       for name in ("connect_timeout", "read_timeout", "write_timeout")))
+    assert found.status == "warn" and "REDIS_READ_TIMEOUT=30s" in found.message
