@@ -75,6 +75,8 @@ the response still succeeds, without a new cookie. Both send
 from __future__ import annotations
 
 import hashlib
+import inspect
+import json
 import logging
 import re
 import secrets
@@ -84,10 +86,12 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
 from markupsafe import Markup
+from redis.exceptions import ResponseError
 from werkzeug.datastructures import CallbackDict
 
 from . import signals
@@ -112,6 +116,75 @@ _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), datetime, UUID
 def new_sid() -> str:
     """A fresh random session id (256 bits from :mod:`secrets`)."""
     return secrets.token_urlsafe(SID_BYTES)
+
+
+def _pool_takes_no_args(client: Any) -> bool:
+    """``ConnectionPool.get_connection()`` needs no command name (redis-py >= 5.3)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not hasattr(pool, "get_connection"):
+        return False
+    try:
+        params = inspect.signature(pool.get_connection).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a C or exotic pool
+        return False
+    first = next(iter(params.values()), None)
+    return first is None or first.default is not inspect.Parameter.empty or first.kind in (
+        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _send_hgetall_expire(conn: Any, key: str, ttl: int) -> dict[bytes, bytes]:
+    conn.send_packed_command(conn.pack_commands([("HGETALL", key), ("EXPIRE", key, ttl)]))
+    replies = []
+    for _ in range(2):
+        try:
+            replies.append(conn.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    fields = replies[0]
+    if isinstance(fields, list):  # RESP2: a flat list of field, value, ...
+        return dict(zip(fields[::2], fields[1::2], strict=True))
+    return fields  # type: ignore[no-any-return]
+
+
+class SessionSerializer(TaggedJSONSerializer):
+    """Flask's tagged JSON through a pre-built stdlib encoder.
+
+    The tags, and so the stored format, are exactly Flask's; only the JSON step
+    skips ``current_app.json`` (a provider lookup and a new encoder per call),
+    so each field costs one C-level encode or decode. Keys are sorted, so a
+    value always serialises to the same bytes (change detection compares
+    them); types without a tag (``date``, ``Decimal``, dataclasses) go through
+    Flask's default conversion, as in cookie sessions.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=True,
+                                         default=DefaultJSONProvider.default)
+        self._decoder = json.JSONDecoder(object_hook=self.untag)
+
+    def dumps(self, value: Any) -> str:
+        # tag() walks every element through every tag; plain JSON needs none.
+        return self._encoder.encode(value if self._plain(value) else self.tag(value))
+
+    def _plain(self, value: Any) -> bool:
+        """Is ``value`` made only of JSON types that ``tag()`` would leave as they are?"""
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            return True
+        if kind is list:
+            return all(self._plain(item) for item in value)
+        if kind is dict:
+            if len(value) == 1 and next(iter(value)) in self.tags:
+                return False  # looks like a tag: TagDict escapes it
+            return all(type(k) is str and self._plain(v) for k, v in value.items())
+        return False
+
+    def loads(self, value: str | bytes) -> Any:
+        return self._decoder.decode(value.decode() if isinstance(value, bytes) else value)
 
 
 class RedisSession(CallbackDict[str, Any], SessionMixin):
@@ -182,13 +255,17 @@ class RedisSessionInterface(SessionInterface):
     session_class = RedisSession
     pickle_based = False
     #: Tagged JSON, as Flask's cookie sessions: never pickle.
-    serializer = TaggedJSONSerializer()
+    serializer: SessionSerializer = SessionSerializer()
     #: Salt of the id signature, so no other value signed with SECRET_KEY is a valid cookie.
     salt = "flask-rediscache.session-id"
     digest_method = staticmethod(hashlib.sha256)
 
     def __init__(self, app: Flask, state: AppState) -> None:
-        self.client = state.targets["session"].client
+        target = state.targets["session"]
+        self.client = target.client
+        # The read path talks to a pooled connection directly where it can
+        # (see _hgetall_expire); Cluster and memory:// use a pipeline.
+        self._direct = target.kind in ("standalone", "sentinel") and _pool_takes_no_args(self.client)
         self.guard = state.guards["session"]
         self.prefix = state.settings.session_prefix
         self._key_head = self.prefix + ":"
@@ -269,11 +346,14 @@ class RedisSessionInterface(SessionInterface):
         key = self.key(sid)
         fields: dict[bytes, bytes] | None
         if app.config["SESSION_REFRESH_EACH_REQUEST"]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(key)
-            pipe.expire(key, self.ttl(app))
-            replies = self.guard.run("open_session", None, pipe.execute)
-            fields = None if replies is None else replies[0]
+            if self._direct:
+                fields = self.guard.run("open_session", None, self._hgetall_expire, key, self.ttl(app))
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.hgetall(key)
+                pipe.expire(key, self.ttl(app))
+                replies = self.guard.run("open_session", None, pipe.execute)
+                fields = None if replies is None else replies[0]
         else:
             fields = self.guard.run("open_session", None, self.client.hgetall, key)
         if fields is None:
@@ -288,6 +368,24 @@ class RedisSessionInterface(SessionInterface):
             session.cookie = cookie
         return session
 
+    def _hgetall_expire(self, key: str, ttl: int) -> dict[bytes, bytes]:
+        """``HGETALL`` and ``EXPIRE`` in one round trip on one pooled connection.
+
+        What a non-transactional pipeline sends, without the Pipeline object's
+        per-call cost (it about doubles the price of this, the hottest call of
+        the package, on a fast network). The connection's own redis-py
+        ``Retry`` handles a dropped connection (both commands are idempotent);
+        every reply is read before an error reply is raised, so the connection
+        stays in sync.
+        """
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            return conn.retry.call_with_retry(  # type: ignore[no-any-return]
+                lambda: _send_hgetall_expire(conn, key, ttl), lambda _error: conn.disconnect())
+        finally:
+            pool.release(conn)
+
     def _decode(self, app: Flask, sid: str, fields: dict[bytes, bytes]) -> RedisSession:
         data: dict[str, Any] = {}
         loaded: dict[str, bytes] = {}
@@ -296,7 +394,7 @@ class RedisSessionInterface(SessionInterface):
         for raw_name, raw in fields.items():
             try:
                 name = raw_name.decode()
-                value = loads(raw.decode())
+                value = loads(raw)
             except Exception as exc:  # anything stored may be garbage
                 # Not in `loaded`, so the save leaves the stored field alone
                 # (a newer deploy may be able to read it).
@@ -343,7 +441,7 @@ class RedisSessionInterface(SessionInterface):
             return True
         if stored == encoded:
             return False
-        return self._encode(self.serializer.loads(stored.decode())) != encoded
+        return self._encode(self.serializer.loads(stored)) != encoded
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if session.accessed:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 from flask import Flask, jsonify, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, session_json_serializer
 from markupsafe import Markup
 from redis.connection import AbstractConnection
 
@@ -187,7 +187,8 @@ def test_tagged_json_types_round_trip(make_app, redis_server):
     value = {
         "when": when, "raw": b"\x00\xffbytes", "pair": (1, "two", (3.5, None)), "id": ident,
         "html": Markup("<b>safe</b>"), "nested": {"list": [when, b"x", {"deep": (ident,)}], "n": 1},
-        "text": "ünïcødé", "flag": True,
+        "text": "ünïcødé", "flag": True, "plain": {"b": [1, 2.5, None, {"c": "d"}], "a": False},
+        "tag_like": {" t": [1, 2]}, "empty": {},
     }
 
     @app.get("/store")
@@ -207,10 +208,10 @@ def test_tagged_json_types_round_trip(make_app, redis_server):
     assert seen == value
     assert type(seen["pair"]) is tuple and type(seen["html"]) is Markup and type(seen["id"]) is uuid.UUID
     assert type(seen["nested"]["list"][2]["deep"]) is tuple
-    # Stored as JSON text, one field per key; nothing looks like a pickle.
+    # Stored as Flask's tagged JSON, byte for byte, one field per key.
     fields = redis_server.client().hgetall(redis_key(cookie))
-    assert set(fields) == {k.encode() for k in value}
-    assert not any(v.startswith(b"\x80") for v in fields.values())
+    with app.app_context():
+        assert fields == {k.encode(): session_json_serializer.dumps(v).encode() for k, v in value.items()}
 
 
 # -- bad cookies -------------------------------------------------------------
@@ -289,6 +290,26 @@ def test_read_only_request_is_one_round_trip_and_writes_nothing(sapp, redis_serv
     assert set_cookie_headers(resp) == []  # not permanent: nothing to refresh in the cookie
     assert "Cookie" in resp.headers["Vary"]
     assert lifetime - 5 < admin.ttl(key) <= lifetime  # the TTL slid
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_read_path_speaks_both_resp_versions(make_app, redis_server, monkeypatch, protocol):
+    app = add_routes(make_app(REDIS_URL=f"{redis_server.url}?protocol={protocol}"))
+    cookie = cookie_of(get(app, "/set?user=alice&x=1"))
+    with round_trips(monkeypatch) as sent:
+        assert session_data(app, cookie) == {"user": "alice", "x": "1"}
+    assert len(sent) == 1
+
+
+def test_dropped_connection_does_not_fail_the_read_path(make_app, redis_server):
+    errors = []
+    app = add_routes(make_app(REDIS_URL=redis_server.url, REDIS_ERROR_HANDLER=lambda **kw: errors.append(kw)))
+    cookie = cookie_of(get(app, "/set?user=alice"))
+    assert session_data(app, cookie) == {"user": "alice"}
+    admin = redis_server.client()
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # drops the app's pooled connection
+    assert session_data(app, cookie) == {"user": "alice"}
+    assert errors == []
 
 
 def test_read_only_without_refresh_is_a_single_hgetall(make_app, redis_server):
@@ -448,6 +469,8 @@ def test_planted_pickle_never_runs(sapp, redis_server, tmp_path):
     assert resp.status_code == 200 and set_cookie_headers(resp) == []
     assert admin.get(redis_key(other)) == payload
     assert not os.path.exists(marker)
+    # The error reply left the pooled connection in sync: the next request reads its own data.
+    assert session_data(sapp, cookie) == {"user": "alice"}
 
 
 def test_undecodable_field_is_dropped_logged_and_kept_in_redis(sapp, redis_server, caplog):
