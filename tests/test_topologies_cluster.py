@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 
 from flask_rediscache.clients import LazyCluster
 
-from .topology_servers import RedisClusterNodes, free_port, wait_until
+from .topology_servers import RedisClusterNodes, acl_denials, acl_user, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -58,6 +58,8 @@ def cache(app):
 
 
 KEYS = [f"item:{i}" for i in range(40)]
+# Handshake commands redis-py sends and ignores when refused (see test_topologies_acl.py).
+HANDSHAKE = {"client|setinfo", "client|maint_notifications"}
 
 
 def _spread(cluster: RedisClusterNodes, pattern: bytes = b"cache:*") -> list[int]:
@@ -264,3 +266,53 @@ def test_unreachable_seed_list_is_named_without_password(make_app, caplog):
     assert "hunter2" not in caplog.text
     with app.app_context():
         assert app.extensions["rediscache"].get("k") is None
+
+
+def test_least_privilege_user_on_the_cluster(make_app, cluster):
+    """The cache itself needs only @read/@write; the cluster client also needs
+    CLUSTER SLOTS and COMMAND to learn the topology (docs/topologies/acl.rst)."""
+    cluster.flush()
+    rules = ("~cache:*", "~session:*", "+@read", "+@write", "+cluster|slots", "+command")
+    for node in cluster.nodes:
+        node.client().acl_log_reset()
+        acl_user(node, "app", "pw", *rules)
+    try:
+        errors = Recorder()
+        app = make_app(REDIS_URL="redis://app:pw@cluster/0", REDIS_CLUSTER=cluster.seeds,
+                       REDIS_ERROR_HANDLER=errors)
+
+        @app.post("/login")
+        def login():
+            session["user"] = "ada"
+            return "ok"
+
+        with app.app_context():
+            cache = app.extensions["rediscache"]
+            assert cache.set_many({key: key for key in KEYS}) and all(_spread(cluster))
+            assert cache.get_many(*KEYS[:3]) == KEYS[:3]
+            assert cache.delete_many(*KEYS[:3]) == 3
+            assert cache.inc("n", timeout=10) == 1
+            assert cache.fetch("f", lambda: 1, timeout=1, race_condition_ttl=2) == 1
+
+            @cache.memoize()
+            def f(n):
+                return n
+
+            assert f(1) == 1 and f(1) == 1
+            assert cache.clear() == len(KEYS) - 3 + 3
+        assert app.test_client().post("/login").status_code == 200
+        assert errors.calls == []
+        denied = [(e["reason"], e["object"]) for node in cluster.nodes
+                  for e in acl_denials(node, "app") if e["object"] not in HANDSHAKE]
+        assert denied == []
+        # Without the topology commands the client cannot start: the cache fails open.
+        for node in cluster.nodes:
+            acl_user(node, "app", "pw", "~cache:*", "+@read", "+@write")
+        app = make_app(REDIS_URL="redis://app:pw@cluster/0", REDIS_CLUSTER=cluster.seeds,
+                       REDIS_ERROR_HANDLER=errors)
+        with app.app_context():
+            assert app.extensions["rediscache"].set("k", 1) is False
+        assert errors.calls
+    finally:
+        for node in cluster.nodes:
+            node.client().acl_deluser("app")

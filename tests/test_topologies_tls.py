@@ -195,7 +195,8 @@ def test_health_names_the_certificate_problem(make_app, tls_server, certs):
     app = make_app(REDIS_URL=server.url, REDIS_SSL_CA_CERTS=certs.wrong_ca, REDIS_SESSION=False)
     result = app.test_cli_runner().invoke(args=["redis", "health"])
     assert result.exit_code == 1, result.output
-    assert "certificate" in result.output.lower()
+    assert "TLS certificate problem" in result.output
+    assert "certificate verify failed" in result.output
     assert "Traceback" not in result.output
     good = make_app(REDIS_URL=server.url, REDIS_SSL_CA_CERTS=certs.ca, REDIS_SESSION=False)
     result = good.test_cli_runner().invoke(args=["redis", "health"])
