@@ -42,6 +42,9 @@ Security model
 Storage and cost
 ----------------
 
+Concurrent requests merge field by field: each one writes only the keys it
+changed, so the last writer wins per key, not per session.
+
 A session is a Redis hash with one field per top-level session key. A save
 writes only the fields whose serialised value differs from what was loaded
 (``HSET``) and removes the ones that are gone (``HDEL``), in one
@@ -67,7 +70,10 @@ the request proceeds with an empty session marked unavailable
 (:attr:`RedisSession.unavailable`); its save writes nothing and sets no cookie,
 so neither the stored session nor the client's cookie is lost or replaced, and
 the user finds the session intact once Redis is back. When the *save* fails,
-the response still succeeds, without a new cookie. Both send
+the response still succeeds, without a new cookie (a regenerated session keeps
+its old id, which still holds the data); only the cookie of a session emptied
+on purpose (``clear()``, log-out) is deleted anyway, since that is what the user
+asked for and the stored data expires with its TTL. Both send
 :data:`~flask_rediscache.signals.session_error` (``operation`` is ``"open"``,
 ``"save"`` or ``"decode"``).
 """

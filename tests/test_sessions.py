@@ -630,7 +630,7 @@ def test_paused_server_request_succeeds_and_stored_session_survives(make_app, re
     assert session_data(app, cookie) == {"user": "alice", "cart": "3"}
 
 
-def test_save_failure_keeps_the_old_session_and_cookie(make_app, redis_factory):
+def test_save_failure_keeps_the_old_session_and_cookie(make_app, redis_factory, caplog):
     server = redis_factory()
     app = add_routes(make_app(REDIS_URL=server.url, REDIS_READ_TIMEOUT=0.3, REDIS_CONNECT_TIMEOUT=0.3))
 
@@ -643,11 +643,12 @@ def test_save_failure_keeps_the_old_session_and_cookie(make_app, redis_factory):
 
     cookie = cookie_of(get(app, "/set?user=alice"))
     try:
-        with session_errors() as seen:
+        with caplog.at_level(logging.WARNING, logger="flask_rediscache"), session_errors() as seen:
             resp = get(app, "/login-during-outage", cookie)
         assert resp.status_code == 200
-        assert set_cookie_headers(resp) == []
+        assert set_cookie_headers(resp) == []  # the new id was not stored: keep the old cookie
         assert [e["operation"] for e in seen] == ["save"]
+        assert "save_session" in caplog.text
     finally:
         server.resume()
     assert session_data(app, cookie) == {"user": "alice"}
