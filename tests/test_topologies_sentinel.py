@@ -166,3 +166,30 @@ def test_demoted_master_readonly_leads_to_rediscovery_without_errors(make_app, s
         assert new.client().exists("cache:k") == 1
         assert cache.get("k") == "second"
         assert all(c.port == new.port for c in pool._connections if c._sock is not None)
+
+
+def test_sentinel_and_master_over_tls(make_app, tmp_path):
+    """rediss:// with Sentinel: the sentinels and the master are both reached
+    over TLS, with the REDIS_SSL_* settings (every process here is TLS-only)."""
+    from .topology_servers import make_certificates
+
+    certs = make_certificates(str(tmp_path))
+    setup = start_sentinel_setup(tls=certs)
+    try:
+        handler = Recorder()
+        config = setup.config()
+        assert config["REDIS_URL"].startswith("rediss://")
+        app = make_app(**config, REDIS_ERROR_HANDLER=handler)
+        with app.app_context():
+            cache = app.extensions["rediscache"]
+            assert cache.set("k", "over tls") is True
+            assert cache.get("k") == "over tls"
+        assert handler.calls == []
+        assert setup.master.client().get("cache:k") is not None
+        # The wrong CA: discovery itself fails; a miss, not an exception.
+        app = make_app(**{**config, "REDIS_SSL_CA_CERTS": certs.wrong_ca}, REDIS_ERROR_HANDLER=handler)
+        with app.app_context():
+            assert app.extensions["rediscache"].get("k") is None
+        assert handler.calls
+    finally:
+        setup.stop()

@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
 
-from .servers import REDIS_CLI, RedisServer, free_port, require_redis_server
+from .servers import REDIS_CLI, RedisServer, free_port
 
 OPENSSL = shutil.which("openssl")
 
@@ -64,7 +63,8 @@ class SentinelServer(RedisServer):
 
     def __init__(self, master_port: int, name: str = "m", *, down_after_ms: int = 500,
                  failover_timeout_ms: int = 2000, master_password: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: Certificates | None = None) -> None:
+        self.tls = tls
         self.master_port = master_port
         self.service = name
         self.down_after_ms = down_after_ms
@@ -76,7 +76,7 @@ class SentinelServer(RedisServer):
         conf = os.path.join(self.dir, "sentinel.conf")
         if not os.path.exists(conf):
             lines = [
-                f"port {self.port}",
+                f"port {self.port}" if self.tls is None else "port 0",
                 "bind 127.0.0.1",
                 f"dir {self.dir}",
                 f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 1",
@@ -88,10 +88,20 @@ class SentinelServer(RedisServer):
                 lines.append(f"sentinel auth-pass {self.service} {self.master_password}")
             if self.password:
                 lines.append(f"requirepass {self.password}")
+            if self.tls is not None:
+                lines += [f"tls-port {self.port}", f"tls-cert-file {self.tls.server_cert}",
+                          f"tls-key-file {self.tls.server_key}", f"tls-ca-cert-file {self.tls.ca}",
+                          "tls-auth-clients no", "tls-replication yes"]
             with open(conf, "w") as fh:
                 fh.write("\n".join(lines) + "\n")
         return [self.binary, conf, "--sentinel", "--daemonize", "no",
                 "--logfile", os.path.join(self.dir, "redis.log")]
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        if self.tls is not None:
+            kwargs.setdefault("ssl", True)
+            kwargs.setdefault("ssl_ca_certs", self.tls.ca)
+        return super().client(**kwargs)
 
     def master_address(self) -> tuple[str, int] | None:
         addr = self.client().sentinel_get_master_addr_by_name(self.service)
@@ -112,6 +122,9 @@ class SentinelSetup:
         """The app config that reaches the master through the sentinel."""
         config: dict[str, Any] = {"REDIS_SENTINELS": [f"127.0.0.1:{self.sentinel.port}"],
                                   "REDIS_SENTINEL_MASTER": self.sentinel.service}
+        if self.sentinel.tls is not None:
+            config["REDIS_URL"] = f"rediss://{self.sentinel.service}/0"
+            config["REDIS_SSL_CA_CERTS"] = self.sentinel.tls.ca
         if self.master.password:
             # With Sentinel the URL only carries credentials (and the db).
             config["REDIS_URL"] = f"redis://:{self.master.password}@{self.sentinel.service}/0"
@@ -130,23 +143,31 @@ class SentinelSetup:
 
 
 def start_sentinel_setup(*, down_after_ms: int = 500, password: str | None = None,
-                         sentinel_password: str | None = None) -> SentinelSetup:
+                         sentinel_password: str | None = None,
+                         tls: Certificates | None = None) -> SentinelSetup:
     """A master, one replica of it, and one sentinel (quorum 1) watching them.
 
     ``password`` protects master and replica (``requirepass``/``masterauth``),
-    ``sentinel_password`` the sentinel. Returns once the sentinel knows the
-    replica, so a failover can happen.
+    ``sentinel_password`` the sentinel; with ``tls`` every process speaks TLS
+    only (replication and the sentinel's links included). Returns once the
+    sentinel knows the replica, so a failover can happen.
     """
     # Redis 7 waits 5 s before a diskless full sync by default; the tests can't.
     common = ["--repl-diskless-sync-delay", "0"] + (["--masterauth", password] if password else [])
-    master = RedisServer(common, password=password)
+
+    def server(*args: str) -> RedisServer:
+        if tls is None:
+            return RedisServer(args, password=password)
+        return TLSRedisServer(tls, "no", [*args, "--tls-replication", "yes"], password=password)
+
+    master = server(*common)
     replica = sentinel = None
     try:
-        replica = RedisServer(["--replicaof", "127.0.0.1", str(master.port), *common], password=password)
+        replica = server("--replicaof", "127.0.0.1", str(master.port), *common)
         wait_until(lambda: replica.client().info("replication").get("master_link_status") == "up",
                    10, message="the replica to sync")
         sentinel = SentinelServer(master.port, down_after_ms=down_after_ms, master_password=password,
-                                  password=sentinel_password)
+                                  password=sentinel_password, tls=tls)
         sentinel_client = sentinel.client()
 
         def replica_known() -> bool:
@@ -309,49 +330,3 @@ def acl_denials(server: RedisServer, user: str) -> list[dict[str, Any]]:
     """ACL LOG entries for ``user`` (commands or keys it was refused)."""
     entries = server.client().acl_log(count=100)
     return [e for e in entries if e.get("username") == user]
-
-
-# -- pytest fixtures ----------------------------------------------------------
-@pytest.fixture(scope="module")
-def redis_cluster() -> Iterator[RedisClusterNodes]:
-    """A 3-primary cluster shared by one test module (flush it per test)."""
-    require_redis_server()
-    cluster = RedisClusterNodes(3)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-def sentinel_setup() -> Iterator[SentinelSetup]:
-    """A fresh master + replica + sentinel; each test may kill the master."""
-    require_redis_server()
-    setup = start_sentinel_setup()
-    yield setup
-    setup.stop()
-
-
-@pytest.fixture(scope="module")
-def certificates() -> Iterator[Certificates]:
-    directory = tempfile.mkdtemp(prefix="rediscache-tls-")
-    yield make_certificates(directory)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def tls_factory(certificates: Certificates) -> Iterator[Callable[..., TLSRedisServer]]:
-    """Start TLS servers with the test certificates; all stopped afterwards."""
-    started: list[TLSRedisServer] = []
-
-    def start(auth_clients: str = "no", *args: str, password: str | None = None) -> TLSRedisServer:
-        server = TLSRedisServer(certificates, auth_clients, args, password=password)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-__all__ = ["Certificates", "RedisClusterNodes", "SentinelServer", "SentinelSetup", "TLSRedisServer",
-           "acl_denials", "acl_user", "certificates", "free_port", "make_certificates",
-           "redis_cluster", "sentinel_setup", "start_sentinel_setup", "tls_factory", "wait_until"]
