@@ -28,6 +28,9 @@ from .config import Settings, mask_url
 
 logger = logging.getLogger("flask_rediscache")
 
+#: What RedisCluster expects from an exhausted pool (recent redis-py; older ones lack it).
+_MaxConnectionsError: type[redis.ConnectionError] = getattr(
+    redis.exceptions, "MaxConnectionsError", redis.ConnectionError)
 #: What building a ``RedisCluster`` raises when no seed answers.
 CLUSTER_START_ERRORS: tuple[type[BaseException], ...] = (RedisClusterException, redis.RedisError, OSError)
 
@@ -172,6 +175,26 @@ def _sentinel(url: str, settings: Settings) -> Any:
     )
 
 
+class ClusterNodePool(redis.BlockingConnectionPool):
+    """The pool of one cluster node: blocking, and honest about exhaustion.
+
+    ``BlockingConnectionPool`` reports a wait that timed out as a plain
+    ``ConnectionError``, which ``RedisCluster`` takes for a dead node: it drops
+    the node's idle connections and reloads the slot map from the cluster,
+    more load exactly when the app is already saturated. Raised as
+    ``MaxConnectionsError`` (a ``ConnectionError`` too, same message) it is
+    passed straight up, and the guard still recognises pool exhaustion.
+    """
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except redis.ConnectionError as exc:
+            if type(exc) is redis.ConnectionError and "No connection available" in str(exc):
+                raise _MaxConnectionsError(str(exc)) from None
+            raise
+
+
 def _seed_url(seed: str, credentials: str) -> str:
     """``seed`` with the username/password of ``credentials`` when it has none."""
     parts = urlsplit(seed)
@@ -186,8 +209,9 @@ def _cluster(url: str, settings: Settings) -> Any:
     """A ``RedisCluster`` over the seeds, with bounded blocking pools per node.
 
     The first seed is passed as ``url`` because only then does redis-py build
-    each node's pool from ``connection_pool_class`` (a ``BlockingConnectionPool``
-    with ``REDIS_POOL_SIZE``/``REDIS_POOL_TIMEOUT``, like a standalone URL);
+    each node's pool from ``connection_pool_class`` (a blocking
+    :class:`ClusterNodePool` with ``REDIS_POOL_SIZE``/``REDIS_POOL_TIMEOUT``,
+    like a standalone URL);
     the other seeds are extra startup nodes. Credentials may sit on the seeds
     or on ``REDIS_URL``. ``retry`` is the cluster-level policy (redis-py
     retries a failed command there, after refreshing the slot map).
@@ -202,7 +226,7 @@ def _cluster(url: str, settings: Settings) -> Any:
         url=_seed_url(settings.cluster[0], url),
         startup_nodes=[ClusterNode(s.hostname or "localhost", s.port or 6379)  # type: ignore[no-untyped-call]
                        for s in seeds[1:]],
-        connection_pool_class=redis.BlockingConnectionPool,
+        connection_pool_class=ClusterNodePool,
         max_connections=settings.pool_size, timeout=settings.pool_timeout, **kwargs,
     )
 

@@ -80,6 +80,36 @@ def test_target_is_a_real_cluster_client_with_bounded_pools(app, cluster):
     assert sorted(n.port for n in target.client.get_primaries()) == sorted(n.port for n in cluster.nodes)
 
 
+def test_exhausted_node_pool_is_not_taken_for_a_dead_node(make_app, cluster):
+    """A caller that waits REDIS_POOL_TIMEOUT for a node's only connection gets
+    a miss; the cluster client must not treat that as a node failure (drop the
+    node's connections, reload the slot map: more load when already saturated)."""
+    cluster.flush()
+    errors = Recorder()
+    app = make_app(REDIS_CLUSTER=cluster.seeds, REDIS_ERROR_HANDLER=errors, REDIS_POOL_SIZE=1,
+                   REDIS_POOL_TIMEOUT=0.2, REDIS_CIRCUIT_BREAKER_THRESHOLD=1)
+    with app.app_context():
+        cache = app.extensions["rediscache"]
+        assert cache.set("busy", 1)
+        client = cache.client
+        pool = client.get_node_from_key("cache:busy").redis_connection.connection_pool
+        for node in cluster.nodes:
+            node.reset_stats()
+        held = pool.get_connection()
+        try:
+            started = time.monotonic()
+            assert cache.get("busy") is None
+            assert time.monotonic() - started >= 0.15
+        finally:
+            pool.release(held)
+        assert [str(c["exception"]) for c in errors.calls] == ["No connection available."]
+        # Not a connection failure: the breaker stays closed, the slot map was not reloaded.
+        assert app.extensions["rediscache_state"].guards["cache"].breaker.state == "closed"
+        assert not any(node.commandstats().get("cluster|slots") for node in cluster.nodes)
+        assert held._sock is not None  # the idle connection was not dropped
+        assert cache.get("busy") == 1
+
+
 def test_multi_key_calls_span_slots_and_nodes(cache, cluster, errors):
     values = {key: {"n": i} for i, key in enumerate(KEYS)}
     assert sorted(cache.set_many(values)) == sorted(KEYS)
