@@ -117,6 +117,7 @@ def _progress(total: int, label: str, enabled: bool = True) -> Iterator[Callable
                 bar.update(n)
 
         yield step
+        bar.update(total - done)  # SCAN's steps are estimates: end at 100%
 
 
 def _bytes(value: int | None, human: str | None) -> str:
@@ -192,19 +193,25 @@ def health_command(as_json: bool) -> None:
 
 # -- stats -----------------------------------------------------------------------
 def format_stats(stats: TargetStats) -> list[str]:
+    """A header line for the server, then one ``label  value`` row per counter."""
     lines = [f"{'+'.join(stats.purposes)} Redis ({stats.name})"]
     if stats.error is not None:
         return [*lines, f"  {click.style('FAIL', fg='red')}  {stats.error}"]
+
+    def row(label: str, value: Any) -> None:
+        lines.append(f"  {label:<20} {value}")
+
     if stats.keyspace_hits is not None:
         ratio = "-" if stats.hit_ratio is None else f"{stats.hit_ratio:.1%}"
-        lines.append(f"  keyspace hits      {stats.keyspace_hits}  misses {stats.keyspace_misses}  "
-                     f"hit ratio {ratio}")
-        lines.append(f"  evicted keys       {stats.evicted_keys}")
+        row("keyspace hits", f"{stats.keyspace_hits}  misses {stats.keyspace_misses}  hit ratio {ratio}")
+        row("evicted keys", stats.evicted_keys)
         memory = _memory(stats.used_memory, stats.used_memory_human, stats.maxmemory, stats.maxmemory_human)
-        lines.append(f"  memory             {memory}  (policy {stats.maxmemory_policy})")
-        lines.append(f"  connected clients  {stats.connected_clients}")
+        row("memory", f"{memory}  (policy {stats.maxmemory_policy})")
+        row("connected clients", stats.connected_clients)
+    if stats.dbsize is not None:
+        row("keys in database", stats.dbsize)
     for prefix, count in stats.keys.items():
-        lines.append(f"  keys under {prefix:<8} {count}  (database: {stats.dbsize})")
+        row(f"keys under {prefix}", count)
     lines.extend(f"  ({note})" for note in stats.notes)
     return lines
 
@@ -392,6 +399,7 @@ def format_findings(findings: list[Finding]) -> list[str]:
             if finding.scope == scope:
                 lines.extend(format_finding(finding))
     counts = {status: sum(f.status == status for f in findings) for status in (FAIL, WARN, PASS, SKIP)}
+    lines.append("")
     lines.append(f"{counts[FAIL]} failed, {counts[WARN]} warnings, {counts[PASS]} passed, "
                  f"{counts[SKIP]} skipped")
     return lines

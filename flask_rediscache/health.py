@@ -677,7 +677,7 @@ def _memory_findings(purposes: list[str], maxmemory: int | None,
                            "runs out of memory", "set maxmemory (e.g. `maxmemory 256mb` in redis.conf, "
                            "or CONFIG SET maxmemory 256mb)"))
     else:
-        out.append(Finding(PASS, "maxmemory", f"maxmemory {maxmemory} bytes"))
+        out.append(Finding(PASS, "maxmemory", f"maxmemory {human_bytes(maxmemory)}"))
     if policy == "noeviction":
         out.append(Finding(FAIL, "eviction-policy", "maxmemory-policy noeviction; when full, every "
                            "cache write fails with OOM instead of evicting old entries",

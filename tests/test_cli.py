@@ -253,6 +253,22 @@ def test_clear_shows_progress_on_a_large_namespace(app, redis_server, monkeypatc
     assert client.dbsize() == 1
 
 
+def test_clear_reports_a_refused_delete_in_one_line(redis_factory, make_app):
+    # An ACL user that may read (SCAN) but not write (UNLINK): clear() fails open
+    # inside the cache, and the command must still say so and exit 1.
+    server = redis_factory()
+    server.client().set("cache:a", "1")
+    url = acl_user(server, "reader", "reader-Pa55", "~cache:*", "+@read")
+    app = make_app(REDIS_URL=url)
+    result = run(app, "clear", "--yes")
+    no_traceback(result)
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert "clearing stopped after removing 0 keys: no permission for UNLINK" in line
+    assert "reader-Pa55" not in line
+    assert server.client().exists("cache:a")
+
+
 # -- keys ------------------------------------------------------------------------
 def test_keys_lists_namespace_keys_with_ttl_and_size(app, redis_server):
     with app.app_context():
