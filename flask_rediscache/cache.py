@@ -297,6 +297,7 @@ class Cache:
         and nothing is stored.
         """
         rkey = self.key(key)
+        race_ttl = self.race_ttl(race_condition_ttl)  # a bad value raises even on a hit
         if force:
             found: Any = FORCE
         else:
@@ -306,21 +307,14 @@ class Cache:
                 self.hit(key)
                 return value  # type: ignore[no-any-return]
             found = (value, expires_at)
-        plan = self.plan("fetch", rkey, key, self.expiry(timeout),
-                         self.race_ttl(race_condition_ttl), found)
+        plan = self.plan("fetch", rkey, key, self.expiry(timeout), race_ttl, found)
         return run_plan(plan, func)
 
-    def race_ttl(self, race_condition_ttl: float | None) -> float:
+    def race_ttl(self, race_condition_ttl: Any) -> float:
         """``race_condition_ttl`` in seconds, ``REDIS_RACE_CONDITION_TTL`` when None."""
         if race_condition_ttl is None:
             return self.settings.race_condition_ttl or 0.0
-        value = race_condition_ttl
-        if isinstance(value, timedelta):
-            value = value.total_seconds()
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"race_condition_ttl={race_condition_ttl!r} is invalid: expected "
-                             "seconds >= 0 or a timedelta (0 turns stampede control off)")
-        return float(value)
+        return race_seconds(race_condition_ttl)
 
     def delete_matched(self, pattern: str) -> int:
         """Delete every key of the namespace matching the Redis glob ``pattern``
@@ -453,6 +447,15 @@ class Cache:
                 self.client.unlink(lock)
 
         self.guard.run(method, None, run)
+
+
+def race_seconds(value: Any) -> float:
+    """Validate a ``race_condition_ttl`` (seconds or ``timedelta``; 0 = off)."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ValueError(f"race_condition_ttl={value!r} is invalid: expected seconds >= 0 "
+                         "or a timedelta (0 turns stampede control off)")
+    return float(seconds)
 
 
 def run_plan(plan: Plan, compute: Callable[..., T], *args: Any, **kwargs: Any) -> T:

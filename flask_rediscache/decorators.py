@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 from flask import current_app, has_request_context, request, session
 from werkzeug.wrappers import Response
 
-from .cache import FORCE, Cache, run_plan, run_plan_async
+from .cache import FORCE, Cache, race_seconds, run_plan, run_plan_async
 from .codec import MISS
 from .config import timeout_seconds
 from .keys import MAX_KEY_BYTES, escape_glob_bytes, function_prefix
@@ -233,6 +233,8 @@ def memoize(resolve: Resolver, timeout: Any = None, unless: Callable[..., Any] |
             cache_none: bool = True) -> Callable[[F], F]:
     """Build the ``@memoize`` decorator; see :meth:`flask_rediscache.RedisCache.memoize`."""
     _check_timeout(timeout)
+    if race_condition_ttl is not None:
+        race_seconds(race_condition_ttl)
     bypass = _bypass(unless)
     should_store = _store_filter(response_filter, cache_none)
 
@@ -375,6 +377,10 @@ def _unpack(value: Any, hit_header: bool) -> Any:
     return response
 
 
+def _pair_name(pair: tuple[str, str]) -> str:
+    return pair[0]
+
+
 def cached(resolve: Resolver, timeout: Any = None, key_prefix: str | Callable[[], str] = "view/%s",
            unless: Callable[..., Any] | None = None, forced_update: Callable[[], Any] | None = None,
            response_filter: Callable[[Any], Any] | None = None, query_string: bool = False,
@@ -393,8 +399,10 @@ def cached(resolve: Resolver, timeout: Any = None, key_prefix: str | Callable[[]
         if "%s" in base:
             base = base % request.path
         if query_string:
-            # Sorted, so ?a=1&b=2 and ?b=2&a=1 are one entry.
-            base = f"{base}?{urlencode(sorted(request.args.items(multi=True)))}"
+            # Sorted by name, so ?a=1&b=2 and ?b=2&a=1 are one entry; the sort is
+            # stable, so the values of a repeated name keep their order (getlist()).
+            pairs = sorted(request.args.items(multi=True), key=_pair_name)
+            base = f"{base}?{urlencode(pairs)}"
         return base
 
     def decorator(f: F) -> F:

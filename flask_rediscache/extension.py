@@ -27,6 +27,12 @@ from .guard import CircuitBreaker, Guard
 from .health import register_health_endpoint
 from .sessions import RedisSessionInterface
 
+_cv_app: Any
+try:  # the app context's contextvar, read directly on the hot path
+    from flask.globals import _cv_app
+except ImportError:  # pragma: no cover - a future Flask: fall back to current_app
+    _cv_app = None
+
 logger = logging.getLogger("flask_rediscache")
 
 T = TypeVar("T")
@@ -123,11 +129,17 @@ class RedisCache:
         return state
 
     def _cache(self) -> Cache:
-        if has_app_context():
-            try:
-                return current_app.extensions[STATE_KEY].cache  # type: ignore[no-any-return]
-            except KeyError:
-                pass
+        # On every cache call and memoize hit: read the app context's contextvar
+        # directly (about 1 µs cheaper than the current_app proxy).
+        ctx = _cv_app.get(None) if _cv_app is not None else None
+        if ctx is not None:
+            state = ctx.app.extensions.get(STATE_KEY)
+            if state is not None:
+                return state.cache  # type: ignore[no-any-return]
+        elif has_app_context():
+            state = current_app.extensions.get(STATE_KEY)
+            if state is not None:
+                return state.cache  # type: ignore[no-any-return]
         return self.state().cache
 
     @property
@@ -248,7 +260,7 @@ class RedisCache:
         ``key_prefix % request.path`` (default ``"view/%s"``, so
         ``cache.delete("view//about")`` drops ``/about``); the query string
         is ignored unless ``query_string=True``, which adds its parameters
-        sorted, so their order does not matter. A hit replays status, headers
+        sorted by name, so their order does not matter. A hit replays status, headers
         and body; ``after_request`` hooks still run. Outside a request (a plain
         function) the return value is cached under ``key_prefix``.
 

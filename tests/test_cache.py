@@ -510,3 +510,27 @@ def test_acl_user_with_read_write_only(redis_factory, make_app):
         with pytest.raises(redis.exceptions.NoPermissionError):
             cache.client.set("outside", 1)
     assert errors == []
+
+
+def test_every_method_on_memory_url(make_app):
+    """memory:// (fakeredis) supports every command the cache sends."""
+    errors = []
+    app = make_app(REDIS_URL="memory://cache-test-all", REDIS_ERROR_HANDLER=lambda **kw: errors.append(kw))
+    with app.app_context():
+        cache = app.extensions["rediscache"]
+        cache.clear()
+
+        @cache.memoize(race_condition_ttl=5)
+        def f(x):
+            return [x]
+
+        assert cache.set("a", 1) and cache.add("b", None) and not cache.add("b", 2)
+        assert cache.get_many("a", "b", "c") == [1, None, None] and cache.has("b")
+        assert cache.set_many({"c": "C"}) == ["c"] and cache.get_dict("c") == {"c": "C"}
+        assert cache.inc("n", timeout=10) == 1 and cache.dec("n", 3) == -2 and cache.ttl("n") <= 10
+        assert cache.fetch("d", lambda: 4, race_condition_ttl=2) == 4
+        assert f(1) == [1] and f(1) == [1]
+        assert cache.delete_memoized(f) == 1
+        assert cache.delete_many("a", "b") == 2 and cache.delete("c")
+        assert cache.delete_matched("*") == 2  # n and d
+    assert errors == []
