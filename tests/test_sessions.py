@@ -106,6 +106,26 @@ def commands(server) -> dict[str, int]:
 
 
 @pytest.fixture
+def make_app(make_app):
+    """conftest's factory, plus closing each app's pooled connections at the end
+    (idle ones would otherwise stay on the shared server until garbage collection
+    and be counted by tests that watch its client list)."""
+    apps: list[Flask] = []
+
+    def make(**config):
+        app = make_app(**config)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        for target in app.extensions["rediscache_state"].targets.values():
+            pool = getattr(target.client, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect()
+
+
+@pytest.fixture
 def sapp(make_app, redis_server):
     return add_routes(make_app(REDIS_URL=redis_server.url))
 
