@@ -152,8 +152,8 @@ class Cache:
     # -- the public API --------------------------------------------------
     def get(self, key: str) -> Any:
         """The value stored at ``key``, or ``None`` when it is missing, expired
-        or unreadable (use :meth:`has` or a sentinel-free design to tell a cached
-        ``None`` apart)."""
+        or unreadable. A cached ``None`` looks like a miss here; :meth:`fetch`
+        and ``memoize`` tell them apart."""
         rkey = self.key(key)
         raw = self.guard.run("get", None, self.client.get, rkey)
         value = self.decode_fresh(rkey, raw)

@@ -538,3 +538,40 @@ def test_redis_hung_costs_little_once_the_breaker_opens(make_app, redis_factory)
             assert time.perf_counter() - start < 0.5
         finally:
             server.resume()
+
+
+def _forms(*params):
+    """Every way to pass the first k parameters positionally and the rest by keyword."""
+    for k in range(len(params) + 1):
+        yield tuple(v for _, v in params[:k]), {n: v for n, v in params[k:]}
+
+
+@pytest.mark.parametrize("define", [
+    lambda: (lambda a, b=2, c=3: None),
+    lambda: (lambda a, /, b, c=3: None),
+    lambda: (lambda a, b=2, *, c=3, d=4: None),
+    lambda: (lambda a=1, b=2: None),
+])
+def test_fast_binder_agrees_with_signature_bind(define):
+    import inspect
+
+    from flask_rediscache.decorators import _Binder
+
+    func = define()
+    binder = _Binder(func)
+    sig = inspect.signature(func)
+    names = list(sig.parameters)
+    values = {n: f"v{i}" for i, n in enumerate(names)}
+    seen = 0
+    for drop in range(len(names) + 1):  # also leave out trailing parameters with defaults
+        params = [(n, values[n]) for n in names[:len(names) - drop]]
+        for args, kwargs in _forms(*params):
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError:
+                assert binder.bind(args, kwargs) is None, (args, kwargs)
+                continue
+            bound.apply_defaults()
+            assert binder.bind(args, kwargs) == tuple(bound.arguments.values()), (args, kwargs)
+            seen += 1
+    assert seen >= 3
