@@ -28,6 +28,8 @@ PAGE_ITEMS = 20
 
 OURS = "flask-rediscache"
 RAW = "redis-py"
+#: Raw redis-py on the bounded pool flask-rediscache uses (REDIS_POOL_SIZE/REDIS_POOL_TIMEOUT).
+RAW_BLOCKING = "redis-py (bounded pool)"
 FC = "Flask-Caching"
 FS = "Flask-Session"
 COOKIE = "cookie session"
@@ -145,7 +147,8 @@ def build(apps: Apps) -> list[Any]:
                   "compared with"),
         Benchmark("memoize_hit", "memoize hit", "call", RAW, _memoize_hit(apps),
                   "a memoized function returning a small dict, already cached; the baseline is "
-                  "one GET and pickle.loads by hand"),
+                  "one GET and pickle.loads by hand, with redis-py's default pool and with the "
+                  "bounded BlockingConnectionPool flask-rediscache uses"),
         Benchmark("memoize_miss", "memoize miss", "call", RAW, _memoize_miss(apps),
                   "a new argument every call: look up, call the (trivial) function, store"),
         Benchmark("get", "get (hit)", "op", RAW, _get(apps), "a small dict"),
@@ -178,6 +181,11 @@ def _memoize_hit(apps: Apps) -> list[Any]:
     def build_raw() -> Callable[[], Any]:
         return lambda: pickle.loads(raw.get(b"raw:product:7"))
 
+    def build_blocking() -> Callable[[], Any]:
+        pool = redis.BlockingConnectionPool.from_url(apps.url, max_connections=5, timeout=5)
+        client = redis.Redis(connection_pool=pool)
+        return lambda: pickle.loads(client.get(b"raw:product:7"))
+
     def build_ours() -> Callable[[], Any]:
         @ours.memoize(timeout=300)
         def load_product(pid: int) -> dict[str, Any]:
@@ -198,6 +206,7 @@ def _memoize_hit(apps: Apps) -> list[Any]:
 
     return [
         _contender(RAW, "GET + pickle.loads", build_raw),
+        _contender(RAW_BLOCKING, "GET + pickle.loads, BlockingConnectionPool", build_blocking),
         _contender(OURS, "@cache.memoize", build_ours, apps.ours_app.app_context, _needs(ours, "memoize")),
         _contender(FC, "@cache.memoize (RedisCache)", build_fc, apps.fc_app.app_context),
     ]
