@@ -23,13 +23,13 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import signals
+from .doctor import Finding, doctor
 from .guard import mask_credentials
 from .health import (
     FAIL,
     PASS,
     SKIP,
     WARN,
-    Finding,
     Probe,
     TargetHealth,
     TargetStats,
@@ -38,7 +38,6 @@ from .health import (
     describe_error,
     describe_keys,
     distinct_targets,
-    doctor,
     namespace_match,
     process_counters,
     scan_keys,
