@@ -21,14 +21,14 @@ from .server import LocalRedis
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (3 short rounds)")
-    parser.add_argument("--rounds", type=int, help="rounds per benchmark (default 15, --quick 3)")
+    parser.add_argument("--rounds", type=int, help="rounds per benchmark (default 25, --quick 3)")
     parser.add_argument("--target-ms", type=float,
-                        help="duration of one contender's batch in a round (default 50, --quick 8)")
+                        help="duration of one contender's batch in a round (default 30, --quick 8)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--only", metavar="KEYS", help="comma-separated benchmark keys, e.g. memoize_hit,get")
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 15)
-    args.target_ms = args.target_ms or (8.0 if args.quick else 50.0)
+    args.rounds = args.rounds or (3 if args.quick else 25)
+    args.target_ms = args.target_ms or (8.0 if args.quick else 30.0)
     if args.rounds < 1 or args.target_ms <= 0:
         parser.error("--rounds and --target-ms must be positive")
     return args

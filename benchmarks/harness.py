@@ -4,7 +4,8 @@ Timing: every contender of a benchmark is calibrated to a batch of ``n`` ops
 lasting about ``target`` seconds, then the batches are run in ``rounds``
 rounds, the contenders' order rotating each round, so a burst of noise from a
 neighbour on a shared machine lands on all of them instead of one. The
-reported figure is the median over rounds of the mean time per op.
+reported time is the median over rounds of the mean time per op; a ratio of
+two contenders is the median over rounds of their ratio within the round.
 
 Round trips: counted by wrapping redis-py's ``send_packed_command`` (one call
 is one write to the socket, so a pipeline of 100 commands counts once), and
@@ -86,6 +87,18 @@ class Benchmark:
 
     def available(self) -> list[Contender]:
         return [c for c in self.contenders if c.unavailable is None]
+
+
+def paired_ratio(a: Contender, b: Contender) -> float | None:
+    """Median over rounds of ``a``'s time ÷ ``b``'s time in the same round.
+
+    Both ran back to back in every round, so a slow stretch of the machine
+    that spans a round cancels out of the ratio, which the ratio of the two
+    overall medians would not do.
+    """
+    if not a.samples_us or len(a.samples_us) != len(b.samples_us):
+        return None
+    return statistics.median(x / y for x, y in zip(a.samples_us, b.samples_us, strict=True))
 
 
 def calibrate(contender: Contender, target: float) -> int:

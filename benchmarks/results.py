@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from .goals import Goal, fmt_met, fmt_target, fmt_value
-from .harness import Benchmark
+from .harness import Benchmark, paired_ratio
 
 FORMAT_VERSION = 1
 PACKAGES = ("flask-rediscache", "flask", "redis", "hiredis", "flask-caching", "flask-session", "cachelib")
@@ -78,11 +78,11 @@ def to_dict(benches: list[Benchmark], goals: list[Goal], run_meta: dict[str, Any
     out = []
     for b in benches:
         ref = b.get(b.ref)
-        ref_median = ref.median_us if ref is not None else None
         rows = []
         for c in b.contenders:
             median = c.median_us
             quart = _quartiles(c.samples_us)
+            ratio = paired_ratio(c, ref) if ref is not None else None
             rows.append({
                 "key": c.key,
                 "label": c.label,
@@ -92,7 +92,7 @@ def to_dict(benches: list[Benchmark], goals: list[Goal], run_meta: dict[str, Any
                 "median_us": None if median is None else round(median, 3),
                 "p25_us": None if quart is None else round(quart[0], 3),
                 "p75_us": None if quart is None else round(quart[1], 3),
-                "ratio": None if median is None or not ref_median else round(median / ref_median, 4),
+                "ratio": None if ratio is None else round(ratio, 4),
                 "round_trips": c.round_trips,
                 "commands": c.commands,
             })
@@ -125,22 +125,22 @@ def table(results: dict[str, Any]) -> str:
         + (" (--quick: smoke run, numbers are rough)" if m["quick"] else ""),
         "",
     ]
-    head = f"  {'contender':<48} {'median':>12} {'p25–p75':>17} {'ratio':>7} {'trips':>6}  commands"
+    head = f"  {'contender':<64} {'median':>12} {'p25–p75':>17} {'ratio':>7} {'trips':>6}  commands"
     for b in results["benchmarks"]:
         lines.append(f"{b['title']}  (µs per {b['unit']}; ratio against {b['ref']})")
         lines.append(head)
         for c in b["contenders"]:
             name = f"{c['key']}: {c['label']}"
             if c["unavailable"]:
-                lines.append(f"  {name:<48} {'n/a':>12}  {c['unavailable']}")
+                lines.append(f"  {name:<64} {'n/a':>12}  {c['unavailable']}")
                 continue
             spread = f"{c['p25_us']:.1f}–{c['p75_us']:.1f}" if c["p25_us"] is not None else ""
             ratio = f"{c['ratio']:.2f}×" if c["ratio"] is not None else "-"
-            lines.append(f"  {name:<48} {c['median_us']:>12.1f} {spread:>17} {ratio:>7} "
+            lines.append(f"  {name:<64} {c['median_us']:>12.1f} {spread:>17} {ratio:>7} "
                          f"{fmt_trips(c['round_trips']):>6}  {fmt_commands(c['commands'])}")
         lines.append("")
     lines.append("Goals")
     for g in results["goals"]:
-        lines.append(f"  {g['label']:<78} {fmt_value(g):>8}  goal {fmt_target(g):<16} {fmt_met(g)}")
+        lines.append(f"  {g['label']:<86} {fmt_value(g):>8}  goal {fmt_target(g):<16} {fmt_met(g)}")
         lines.append(f"      {g['detail']}")
     return "\n".join(lines)
