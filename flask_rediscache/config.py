@@ -53,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_HEALTH_ENDPOINT": None,
 }
 
+#: Upper bound of every numeric setting and cache timeout (about 31 years):
+#: NaN, infinity and absurd values would otherwise pass validation and break
+#: at run time (socket timeouts raise, Redis refuses the expiry, a breaker
+#: never closes).
+MAX_NUMBER = 10**9
+
 URL_SCHEMES = ("redis", "rediss", "unix", "memory")
 CERT_REQS = ("required", "optional", "none")
 _PREFIX_RE = re.compile(r"^[^\s*?\[\]]+$")
@@ -114,16 +120,16 @@ def _number(config: Mapping[str, Any], key: str, *, minimum: float = 0,
     ok_type = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_type):
         raise _fail(key, config[key], _describe(minimum, allow_zero, integer))
-    if value < minimum or (not allow_zero and value == 0):
+    # NaN compares false with everything, so test the valid range, not the invalid one.
+    if not (minimum <= value <= MAX_NUMBER) or (not allow_zero and value == 0):
         raise _fail(key, config[key], _describe(minimum, allow_zero, integer))
     return value
 
 
 def _describe(minimum: float, allow_zero: bool, integer: bool) -> str:
     kind = "an integer" if integer else "a number of seconds"
-    if minimum == 0:
-        return f"{kind} {'>= 0' if allow_zero else '> 0'}"
-    return f"{kind} >= {minimum:g}"
+    low = f"{'>= 0' if allow_zero else '> 0'}" if minimum == 0 else f">= {minimum:g}"
+    return f"{kind} {low} and <= {MAX_NUMBER:g}"
 
 
 def timeout_seconds(value: Any, key: str = "timeout") -> int:
@@ -134,8 +140,8 @@ def timeout_seconds(value: Any, key: str = "timeout") -> int:
     """
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise _fail(key, value, "seconds >= 0 or a timedelta (0 means no expiry)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_NUMBER:
+        raise _fail(key, value, f"seconds from 0 to {MAX_NUMBER:g} or a timedelta (0 means no expiry)")
     whole = int(value)
     return whole + 1 if value > whole else whole
 
@@ -281,7 +287,7 @@ def load_settings(config: Mapping[str, Any], *, debug: bool) -> Settings:
         pool_size=_number(config, "REDIS_POOL_SIZE", minimum=1, integer=True),
         pool_timeout=float(_number(config, "REDIS_POOL_TIMEOUT")),
         namespace=_prefix(config, "REDIS_NAMESPACE"),
-        default_timeout=timeout_seconds(config["REDIS_DEFAULT_TIMEOUT"], "REDIS_DEFAULT_TIMEOUT"),
+        default_timeout=timeout_seconds(_number(config, "REDIS_DEFAULT_TIMEOUT"), "REDIS_DEFAULT_TIMEOUT"),
         race_condition_ttl=race,
         compress_threshold=_number(config, "REDIS_COMPRESS_THRESHOLD", integer=True),
         error_handler=handler,
