@@ -22,6 +22,9 @@ import redis
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
+#: Commands that measuring (INFO, CONFIG RESETSTAT) and connecting (HELLO, AUTH,
+#: CLIENT SETINFO: redis-py sends them on every new connection) add to the stats.
+HANDSHAKE = ("info", "config|resetstat", "client|setinfo", "hello", "auth")
 
 
 def require_redis_server() -> str:
@@ -117,9 +120,9 @@ class RedisServer:
     def reset_stats(self) -> None:
         self.client().config_resetstat()
 
-    def commands_since_reset(
-        self, ignore: Sequence[str] = ("info", "config|resetstat", "client|setinfo")
-    ) -> dict[str, int]:
+    def commands_since_reset(self, ignore: Sequence[str] = HANDSHAKE) -> dict[str, int]:
+        """Calls per command since :meth:`reset_stats`, minus ``ignore`` (by default
+        what the measuring client and every new connection's handshake send)."""
         return {k: v for k, v in self.commandstats().items() if k not in ignore}
 
     def connected_clients(self) -> int:
