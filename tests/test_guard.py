@@ -13,14 +13,7 @@ from flask_rediscache import signals
 from flask_rediscache.guard import CircuitBreaker, CircuitOpenError, mask_credentials
 
 from .servers import free_port
-
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, **kwargs):
-        self.calls.append(kwargs)
+from .support import Recorder
 
 
 def test_nothing_listening_fails_open(make_app, caplog):

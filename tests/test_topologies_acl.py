@@ -16,6 +16,7 @@ import pytest
 import redis
 from flask import session
 
+from .support import Recorder
 from .topology_servers import acl_denials, acl_user
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,13 +27,6 @@ RAILS = ("~cache:*", "+@read", "+@write")
 HANDSHAKE = {"client|setinfo", "client|maint_notifications"}
 FORBIDDEN = {"ping", "info", "eval", "evalsha", "multi", "exec", "keys", "flushdb", "flushall", "config"}
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
 
 
 @pytest.fixture

@@ -20,17 +20,11 @@ from redis.cluster import RedisCluster
 
 from flask_rediscache.clients import LazyCluster
 
+from .support import Recorder
 from .topology_servers import RedisClusterNodes, acl_denials, acl_user, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,11 @@ import redis
 
 from flask_rediscache.clients import BlockingSentinelConnectionPool
 
+from .support import Recorder
 from .topology_servers import SentinelSetup, start_sentinel_setup, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
 
 
 @pytest.fixture

@@ -10,15 +10,10 @@ from __future__ import annotations
 import pytest
 from flask import session
 
+from .support import Recorder
+
 pytestmark = pytest.mark.timeout(60)
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
 
 
 @pytest.fixture

@@ -15,17 +15,11 @@ import redis
 
 from flask_rediscache.config import ConfigError
 
+from .support import Recorder
 from .topology_servers import Certificates, TLSRedisServer, make_certificates
 
 pytestmark = pytest.mark.timeout(60)
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
 
 
 @pytest.fixture(scope="module")
