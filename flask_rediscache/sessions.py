@@ -96,6 +96,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
+from itsdangerous.encoding import want_bytes
 from markupsafe import Markup
 from redis.exceptions import ResponseError
 from werkzeug.datastructures import CallbackDict
@@ -138,10 +139,12 @@ def _pool_takes_no_args(client: Any) -> bool:
         inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
-def _send_hgetall_expire(conn: Any, key: str, ttl: int) -> dict[bytes, bytes]:
-    conn.send_packed_command(conn.pack_commands([("HGETALL", key), ("EXPIRE", key, ttl)]))
-    replies = []
-    for _ in range(2):
+def _send_all(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` in one write on ``conn`` and read every reply (so the
+    connection stays in sync) before raising the first error reply."""
+    conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
         try:
             replies.append(conn.read_response())
         except ResponseError as exc:
@@ -149,10 +152,14 @@ def _send_hgetall_expire(conn: Any, key: str, ttl: int) -> dict[bytes, bytes]:
     for reply in replies:
         if isinstance(reply, ResponseError):
             raise reply
-    fields = replies[0]
-    if isinstance(fields, list):  # RESP2: a flat list of field, value, ...
-        return dict(zip(fields[::2], fields[1::2], strict=True))
-    return fields  # type: ignore[no-any-return]
+    return replies
+
+
+def _as_dict(reply: Any) -> dict[bytes, bytes]:
+    """An ``HGETALL`` reply as a dict: RESP2 sends a flat list of field, value, ..."""
+    if isinstance(reply, list):
+        return dict(zip(reply[::2], reply[1::2], strict=True))
+    return reply  # type: ignore[no-any-return]
 
 
 class SessionSerializer(TaggedJSONSerializer):
@@ -191,6 +198,25 @@ class SessionSerializer(TaggedJSONSerializer):
 
     def loads(self, value: str | bytes) -> Any:
         return self._decoder.decode(value.decode() if isinstance(value, bytes) else value)
+
+
+class _DerivedOnceSigner(Signer):
+    """itsdangerous' :class:`~itsdangerous.Signer`, deriving each key once.
+
+    ``Signer`` derives the HMAC key from the secret (one more HMAC) on every
+    sign and unsign; the secrets never change for the life of the interface,
+    so the derived keys are computed at construction, by itsdangerous' own
+    :meth:`~itsdangerous.Signer.derive_key`. Signatures are unchanged.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived = {key: Signer.derive_key(self, key) for key in self.secret_keys}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        key = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        derived = self._derived.get(key)
+        return derived if derived is not None else super().derive_key(key)
 
 
 class RedisSession(CallbackDict[str, Any], SessionMixin):
@@ -270,7 +296,7 @@ class RedisSessionInterface(SessionInterface):
         target = state.targets["session"]
         self.client = target.client
         # The read path talks to a pooled connection directly where it can
-        # (see _hgetall_expire); Cluster and memory:// use a pipeline.
+        # (see _round_trip); Cluster and memory:// use a pipeline.
         self._direct = target.kind in ("standalone", "sentinel") and _pool_takes_no_args(self.client)
         self.guard = state.guards["session"]
         self.prefix = state.settings.session_prefix
@@ -280,8 +306,8 @@ class RedisSessionInterface(SessionInterface):
         self.fallback_signer = self._signer(list(fallbacks)) if fallbacks else None
 
     def _signer(self, keys: list[str | bytes]) -> Signer:
-        return Signer(keys, salt=self.salt, key_derivation="hmac",  # type: ignore[arg-type]
-                      digest_method=self.digest_method)
+        return _DerivedOnceSigner(keys, salt=self.salt, key_derivation="hmac",
+                                  digest_method=self.digest_method)
 
     # -- ids, keys, cookies ------------------------------------------------
     def key(self, sid: str) -> str:
@@ -350,18 +376,11 @@ class RedisSessionInterface(SessionInterface):
         if sid is None:
             return RedisSession()
         key = self.key(sid)
-        fields: dict[bytes, bytes] | None
+        commands: list[tuple[Any, ...]] = [("HGETALL", key)]
         if app.config["SESSION_REFRESH_EACH_REQUEST"]:
-            if self._direct:
-                fields = self.guard.run("open_session", None, self._hgetall_expire, key, self.ttl(app))
-            else:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.hgetall(key)
-                pipe.expire(key, self.ttl(app))
-                replies = self.guard.run("open_session", None, pipe.execute)
-                fields = None if replies is None else replies[0]
-        else:
-            fields = self.guard.run("open_session", None, self.client.hgetall, key)
+            commands.append(("EXPIRE", key, self.ttl(app)))
+        replies = self.guard.run("open_session", None, self._round_trip, commands)
+        fields = None if replies is None else _as_dict(replies[0])
         if fields is None:
             self._failed(app, "open")
             return RedisSession(unavailable=True)
@@ -374,21 +393,26 @@ class RedisSessionInterface(SessionInterface):
             session.cookie = cookie
         return session
 
-    def _hgetall_expire(self, key: str, ttl: int) -> dict[bytes, bytes]:
-        """``HGETALL`` and ``EXPIRE`` in one round trip on one pooled connection.
+    def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip; every reply, in order.
 
-        What a non-transactional pipeline sends, without the Pipeline object's
-        per-call cost (it about doubles the price of this, the hottest call of
-        the package, on a fast network). The connection's own redis-py
-        ``Retry`` handles a dropped connection (both commands are idempotent);
-        every reply is read before an error reply is raised, so the connection
-        stays in sync.
+        Where the client allows it, on one pooled connection directly: what a
+        non-transactional pipeline sends, without the Pipeline object's
+        per-call cost (it about doubles the price of a session read, the
+        hottest call of the package, on a fast network). The connection's own
+        redis-py ``Retry`` handles a dropped connection (every session command
+        is idempotent). Cluster and memory:// clients use a pipeline.
         """
+        if not self._direct:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return pipe.execute()  # type: ignore[no-any-return]
         pool = self.client.connection_pool
         conn = pool.get_connection()
         try:
             return conn.retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: _send_hgetall_expire(conn, key, ttl), lambda _error: conn.disconnect())
+                lambda: _send_all(conn, commands), lambda _error: conn.disconnect())
         finally:
             pool.release(conn)
 
@@ -463,17 +487,17 @@ class RedisSessionInterface(SessionInterface):
                 self._delete(app, session, response, old, removed)
             return
         sid = session.new_sid or old or new_sid()
-        key = self.key(sid)
         if changed or removed:
-            pipe = self.client.pipeline(transaction=False)
+            key = self.key(sid)
+            commands: list[tuple[Any, ...]] = []
             if session.cleared and not moving:
-                pipe.delete(key)
+                commands.append(("DEL", key))
             if changed:
-                pipe.hset(key, mapping=changed)
+                commands.append(("HSET", key, *[part for item in changed.items() for part in item]))
             if removed:
-                pipe.hdel(key, *removed)
-            pipe.expire(key, self.ttl(app))
-            if self.guard.run("save_session", None, pipe.execute) is None:
+                commands.append(("HDEL", key, *removed))
+            commands.append(("EXPIRE", key, self.ttl(app)))
+            if self.guard.run("save_session", None, self._round_trip, commands) is None:
                 # Nothing new is stored: keep the client's cookie as it is.
                 self._failed(app, "save")
                 return
