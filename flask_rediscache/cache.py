@@ -109,12 +109,6 @@ class Cache:
         if signals.cache_miss.receivers:
             signals.cache_miss.send(self.app, key=_label(key))
 
-    def _record(self, key: str | bytes, hit: bool) -> None:
-        if hit:
-            self.hit(key)
-        else:
-            self.miss(key)
-
     def decode_fresh(self, rkey: bytes, raw: bytes | None) -> Any:
         """Decode ``raw``; an entry past its logical expiry (kept around only
         for ``race_condition_ttl``) is a :data:`MISS` here, as in Rails."""
@@ -122,18 +116,6 @@ class Cache:
         if expires_at is not None and expires_at <= time.time():
             return MISS
         return value
-
-    def read(self, method: str, key: str) -> tuple[Any, float | None]:
-        """One GET: ``(value, expires_at)`` or ``(MISS, None)``; records hit/miss.
-
-        A logically expired entry is returned with its ``expires_at``; the
-        caller decides whether stale is good enough.
-        """
-        rkey = self.key(key)
-        raw = self.guard.run(method, None, self.client.get, rkey)
-        value, expires_at = self.codec.decode(rkey, raw)
-        self._record(key, value is not MISS)
-        return value, expires_at
 
     def write(self, method: str, key: str, value: Any, timeout: Any = None, *,
               nx: bool = False, expires_at: float | None = None, extra_ttl: float = 0) -> bool:
