@@ -24,7 +24,7 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
-from .config import Settings, mask_url
+from .config import ConfigError, Settings, mask_url
 
 logger = logging.getLogger("flask_rediscache")
 
@@ -33,6 +33,11 @@ _MaxConnectionsError: type[redis.ConnectionError] = getattr(
     redis.exceptions, "MaxConnectionsError", redis.ConnectionError)
 #: What building a ``RedisCluster`` raises when no seed answers.
 CLUSTER_START_ERRORS: tuple[type[BaseException], ...] = (RedisClusterException, redis.RedisError, OSError)
+
+#: The oldest redis-py whose Sentinel failover (rediscovery after READONLY and
+#: after a killed master) and Cluster node pools pass this package's tests;
+#: standalone URLs work from redis-py 5.0.
+MIN_REDIS_PY = {"REDIS_SENTINELS": (7, 3), "REDIS_CLUSTER": (7, 0)}
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -52,12 +57,19 @@ class Target:
         return self.kind == "cluster"
 
 
+#: Errors worth a retry: the connection was refused, reset or dropped. The
+#: builtin ``ConnectionError`` is there because redis-py 5 retries the raw
+#: socket error of a refused connect before wrapping it. Timeouts are not
+#: retried (see the module docstring).
+RETRIED_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, ConnectionError)
+
+
 def make_retry(settings: Settings) -> Retry:
     """The explicit retry policy (redis-py 8 would otherwise retry 10 times)."""
     return Retry(
         ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay),
         settings.reconnect_attempts,
-        supported_errors=(redis.ConnectionError,),
+        supported_errors=RETRIED_ERRORS,
     )
 
 
@@ -68,6 +80,9 @@ def _socket_kwargs(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": settings.connect_timeout,
         "socket_timeout": settings.read_timeout,
         "retry": make_retry(settings),
+        # redis-py 5 retries a failed command only for these (later versions
+        # fold them into the Retry's supported errors, where they already are).
+        "retry_on_error": list(RETRIED_ERRORS),
     }
 
 
@@ -297,8 +312,23 @@ def _cluster_or_lazy(url: str, settings: Settings, name: str) -> Any:
                            max(settings.breaker_cooldown, settings.reconnect_delay_max), exc)
 
 
+def require_redis_py(key: str, installed: str | None = None) -> None:
+    """Raise :class:`ConfigError` if the installed redis-py is too old for ``key``."""
+    version = installed or redis.__version__
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    needed = MIN_REDIS_PY[key]
+    if numbers < needed:
+        wanted = ".".join(map(str, needed))
+        raise ConfigError(f"{key} needs redis-py >= {wanted} (installed: {version}): "
+                          f"expected pip install 'redis>={wanted}'")
+
+
 def build_target(url: str, settings: Settings) -> Target:
     """Create the client for ``url`` under ``settings``' topology."""
+    if settings.cluster:
+        require_redis_py("REDIS_CLUSTER")
+    elif settings.sentinels:
+        require_redis_py("REDIS_SENTINELS")
     if settings.cluster:
         name = "cluster " + ",".join(map(mask_url, settings.cluster))
         return Target(_cluster_or_lazy(url, settings, name), name, "cluster")

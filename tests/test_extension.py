@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+import redis
 from flask import Flask
 
-from flask_rediscache import RedisCache
+from flask_rediscache import ConfigError, RedisCache
 from flask_rediscache.clients import memory_server
 
 
@@ -71,3 +73,20 @@ def test_separate_urls_get_separate_pools(redis_factory, make_app):
     with app.app_context():
         app.extensions["rediscache"].set("k", 1)
     assert a.client().exists("cache:k") and not b.client().exists("cache:k")
+
+
+@pytest.mark.parametrize(("key", "config"), [
+    ("REDIS_SENTINELS", {"REDIS_SENTINELS": ["127.0.0.1:1"], "REDIS_SENTINEL_MASTER": "m"}),
+    ("REDIS_CLUSTER", {"REDIS_CLUSTER": ["redis://127.0.0.1:1"]}),
+])
+def test_topology_on_too_old_redis_py_is_a_clear_error(make_app, monkeypatch, key, config):
+    monkeypatch.setattr(redis, "__version__", "5.0.8")
+    with pytest.raises(ConfigError, match=rf"{key} needs redis-py >= 7\.\d \(installed: 5\.0\.8\)"):
+        make_app(**config)
+
+
+def test_standalone_needs_no_recent_redis_py(make_app, monkeypatch):
+    monkeypatch.setattr(redis, "__version__", "5.0.8")
+    app = make_app(REDIS_URL="memory://old-redis-py")
+    with app.app_context():
+        assert app.extensions["rediscache"].set("k", 1)
