@@ -250,14 +250,18 @@ def _openssl(*args: str, cwd: str) -> None:
 
 
 def _make_ca(name: str, cwd: str) -> None:
+    # The extensions Python 3.13's strict X.509 checks (VERIFY_X509_STRICT) require of a CA.
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-sha256",
              "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN=rediscache test {name}",
-             cwd=cwd)
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+             "-addext", "subjectKeyIdentifier=hash", cwd=cwd)
 
 
 def _make_leaf(name: str, ca: str, cn: str, ext: str, cwd: str) -> None:
     with open(os.path.join(cwd, f"{name}.ext"), "w") as fh:
-        fh.write(ext)
+        fh.write(ext + "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                 "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
              "-subj", f"/CN={cn}", cwd=cwd)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
