@@ -59,6 +59,19 @@ def make_app() -> Callable[..., Flask]:
 
 
 @pytest.fixture
+def two_apps(redis_server: RedisServer) -> tuple[RedisCache, list[Flask]]:
+    """One RedisCache object initialised on two apps (namespaces "one" and "two")."""
+    cache = RedisCache()
+    apps = []
+    for namespace in ("one", "two"):
+        app = Flask(namespace)
+        app.config.update(SECRET_KEY="s", REDIS_URL=redis_server.url, REDIS_NAMESPACE=namespace)
+        cache.init_app(app)
+        apps.append(app)
+    return cache, apps
+
+
+@pytest.fixture
 def app(make_app: Callable[..., Flask], redis_server: RedisServer) -> Flask:
     """An app on the shared real server."""
     return make_app(REDIS_URL=redis_server.url)

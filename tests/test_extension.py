@@ -38,14 +38,8 @@ def test_unset_url_in_testing_uses_memory():
         assert cache.set("k", 1) and cache.get("k") == 1
 
 
-def test_one_object_serves_several_apps(redis_server):
-    cache = RedisCache()
-    apps = []
-    for ns in ("one", "two"):
-        app = Flask(ns)
-        app.config.update(SECRET_KEY="s", REDIS_URL=redis_server.url, REDIS_NAMESPACE=ns)
-        cache.init_app(app)
-        apps.append(app)
+def test_one_object_serves_several_apps(redis_server, two_apps):
+    cache, apps = two_apps
     with apps[0].app_context():
         cache.set("k", "first")
     with apps[1].app_context():

@@ -8,9 +8,8 @@ import threading
 import time
 
 import pytest
-from flask import Flask
 
-from flask_rediscache import RedisCache, signals
+from flask_rediscache import signals
 
 from .servers import free_port
 from .test_cache import commands
@@ -422,14 +421,8 @@ def test_async_def_in_an_async_view(make_app, redis_server):
 
 
 # -- apps, signals, failure ---------------------------------------------------
-def test_one_decorated_function_serves_several_apps(redis_server):
-    cache = RedisCache()
-    apps = []
-    for ns in ("one", "two"):
-        app = Flask(ns)
-        app.config.update(SECRET_KEY="s", REDIS_URL=redis_server.url, REDIS_NAMESPACE=ns)
-        cache.init_app(app)
-        apps.append(app)
+def test_one_decorated_function_serves_several_apps(redis_server, two_apps):
+    cache, apps = two_apps
     calls = Calls()
 
     @cache.memoize()
