@@ -1,0 +1,37 @@
+"""The exceptions flask-rediscache raises itself.
+
+This module imports nothing from the package, so every other module may
+import it. Redis' own errors (``redis.exceptions``) pass through unchanged
+where the fail-open boundary lets them (``REDIS_FAIL_OPEN = False``).
+"""
+
+from __future__ import annotations
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError as RedisLockError
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the key."""
+
+
+class PoolExhaustedError(RedisConnectionError):
+    """No pooled connection became free within ``REDIS_POOL_TIMEOUT``.
+
+    Raised by our pool instead of redis-py's generic ``ConnectionError``, so
+    the boundary can tell "this process is busy" from "the server is down"
+    without reading the message text: a pool wait says nothing about the
+    server's health, so it neither opens nor closes the circuit breaker.
+    """
+
+
+class CircuitOpenError(RedisConnectionError):
+    """Raised instead of sending a command while the circuit breaker is open."""
+
+
+class LockError(RedisLockError):
+    """A :meth:`~flask_rediscache.RedisCache.lock` could not be acquired,
+    extended or released because Redis was unreachable or refused it.
+
+    Locks never fail open: mutual exclusion cannot be faked.
+    """
