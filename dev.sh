@@ -6,6 +6,7 @@
 #                             (ARGS go to that pytest run, e.g. -k foo), then the compatibility
 #                             matrix: the cache, session and cached-view tests on Flask 3.0.x,
 #                             3.1.x, Flask main and the lowest redis-py pyproject.toml allows
+#   ./dev.sh matrix           only the compatibility matrix
 #   ./dev.sh bench [ARGS]     install, then run the benchmarks against the peers
 #   ./dev.sh install [EXTRA]  only bring .venv up to date (EXTRA: example (default), dev, ...)
 #
@@ -32,9 +33,18 @@ COMPAT_TESTS="tests/test_cache.py tests/test_sessions.py tests/test_cached_view.
 
 say() { echo "dev.sh: $*" >&2; }
 
-# Hash of everything an install depends on: the dependency files and the pip arguments.
+# Hash of everything an install depends on: the dependency files and the pip arguments (and the
+# contents of any argument that is a file, such as the Flask main wheel).
 deps_hash() {
-    { cat pyproject.toml; [ ! -f setup.cfg ] || cat setup.cfg; printf '%s\n' "$@"; } | sha256sum | cut -d' ' -f1
+    {
+        cat pyproject.toml
+        [ ! -f setup.cfg ] || cat setup.cfg
+        local arg
+        for arg in "$@"; do
+            printf '%s\n' "$arg"
+            [ ! -f "$arg" ] || sha256sum <"$arg"
+        done
+    } | sha256sum | cut -d' ' -f1
 }
 
 # Run a pip command without the lines this machine's pip.conf causes for every package (an extra
@@ -114,7 +124,7 @@ matrix_leg() {
         versions=$("$venv/bin/python" -c 'import importlib.metadata as m; print(" ".join(f"{d}=={m.version(d)}" for d in ("flask", "werkzeug", "redis")))')
         say "matrix $name: $versions"
         # shellcheck disable=SC2086
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider $compat_files || status=$?
+        "$venv/bin/python" -m pytest -q --tb=line -p no:cacheprovider $compat_files || status=$?
     fi
     printf '%-12s %-6s %4ss  %s\n' "$name" "$([ "$status" -eq 0 ] && echo pass || echo FAIL)" \
         "$(($(date +%s) - start))" "$*" >>"$SUMMARY"
@@ -171,6 +181,7 @@ case "${1:-}" in
         started=$(date +%s)
         need_redis_server
         bootstrap dev
+        say "installed in $(($(date +%s) - started))s"
         "$VENV/bin/ruff" check .
         "$VENV/bin/mypy" flask_rediscache
         "$VENV/bin/sphinx-build" -W --keep-going -q -b html docs docs/_build/html
@@ -183,13 +194,17 @@ case "${1:-}" in
         say "total $(($(date +%s) - started))s"
         exit "$status"
         ;;
+    matrix)
+        need_redis_server
+        run_matrix
+        ;;
     bench)
         need_redis_server
         bootstrap dev
         exec "$VENV/bin/python" -m benchmarks "${@:2}"
         ;;
     *)
-        echo "usage: ./dev.sh example|test|bench|install [args]" >&2
+        echo "usage: ./dev.sh example|test|bench|matrix|install [args]" >&2
         exit 2
         ;;
 esac
