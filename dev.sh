@@ -137,6 +137,10 @@ run_matrix() {
     for f in $COMPAT_TESTS; do
         [ -f "$f" ] && compat_files="$compat_files $f"
     done
+    if [ -z "$compat_files" ]; then
+        say "ERROR: none of the compatibility tests exist: $COMPAT_TESTS"
+        return 1
+    fi
     SUMMARY=$(mktemp)
     matrix_leg flask-3.0 "flask==3.0.*" || failed=1
     matrix_leg flask-3.1 "flask==3.1.*" || failed=1
