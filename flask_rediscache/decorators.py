@@ -1,19 +1,18 @@
-"""``@cache.memoize`` and ``@cache.cached``: Flask-Caching's decorators over one GET.
+"""``@cache.memoize`` and ``@cache.cached``: Flask-Caching's decorators over the public cache API.
 
 Both are app-agnostic when applied (at import time, usually before any app
-exists) and resolve the current app's :class:`~flask_rediscache.cache.Cache`
-on every call, so one decorated function serves every app of a factory.
+exists) and resolve the current app on every call, so one decorated function
+serves every app of a factory. Every read, write and delete goes through the
+extension's public ``get``/``set``/``delete``/``delete_matched`` (a subclass
+that instruments them sees the decorators' traffic too), and each of those is
+a fail-open operation of its own: on Redis errors the function is simply called.
 
-A memoize hit is exactly one Redis round trip: the key is built from the
-function and its arguments alone (no per-function "version" key to read
-first, as Flask-Caching does), and ``delete_memoized(f)`` instead deletes the
-function's entries by their common key prefix with SCAN + UNLINK. Everything
-that can be worked out once per function (the signature binding, the key
-prefix) is done at decoration time, so the per-call overhead is a tuple
-``repr`` and a dict lookup on top of the GET.
-
-On Redis errors both decorators fail open: the function is called as if
-nothing had been cached.
+A memoize hit is exactly one ``GET``: the key is built from the function and
+its arguments alone (no per-function "version" key to read first, as
+Flask-Caching does), and ``delete_memoized(f)`` instead deletes the function's
+entries by their common key prefix with SCAN + UNLINK. Everything that can be
+worked out once per function (the signature binding, the key prefix) is done
+at decoration time.
 """
 
 from __future__ import annotations
@@ -21,28 +20,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 from urllib.parse import urlencode
 
-from flask import current_app, has_request_context, request, session
+from flask import current_app, g, has_request_context, request, session
 from werkzeug.wrappers import Response
 
-from .cache import FORCE, Cache, race_seconds, run_plan, run_plan_async
 from .codec import MISS
 from .config import timeout_seconds
-from .keys import MAX_KEY_BYTES, escape_glob_bytes, function_prefix
+from .keys import escape_glob
+from .stampede import Stale, run_plan, run_plan_async, stampede_plan
+from .state import SESSION_G_ATTR
 
-_cv_request: Any
-try:  # the request context, to read its session without marking it accessed
-    from flask.globals import _cv_request
-except ImportError:  # pragma: no cover - a future Flask; falls back to the proxy
-    _cv_request = None
+if TYPE_CHECKING:  # pragma: no cover
+    from .cache import Cache
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: Returns the current app's :class:`Cache` (``RedisCache._cache``).
-Resolver = Callable[[], Cache]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -50,6 +44,26 @@ _REQUIRED: Final = object()
 #: Attribute of a memoized wrapper holding its :class:`Memoized`.
 MEMO_ATTR: Final = "__rediscache_memoized__"
 _RESPONSE_TAG: Final = "flask-rediscache:response:1"
+#: Longest memoize key (characters, without the namespace) kept readable;
+#: longer argument parts are replaced by a digest so the prefix survives.
+_MAX_MEMO_KEY = 200
+#: Longest function name and instance segment kept readable in memoize keys.
+_MAX_NAME, _MAX_INSTANCE = 100, 40
+
+
+class Front(Protocol):
+    """What the decorators need from :class:`~flask_rediscache.RedisCache`."""
+
+    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False) -> Any: ...
+
+    def set(self, key: str, value: Any, timeout: Any = None, *, signed: bool = False,
+            race_condition_ttl: float = 0) -> bool: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def delete_matched(self, pattern: str) -> int: ...
+
+    def app_cache(self) -> Cache: ...
 
 
 class _Binder:
@@ -119,28 +133,40 @@ class _Binder:
         return tuple(out)
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _instance_key(obj: Any) -> Any:
-    """What identifies ``self``/``cls`` in a method's cache key."""
+    """What identifies ``self``/``cls`` in a method's cache key: ``__cache_key__()``,
+    else Flask-Caching's ``__caching_id__()``, else ``repr``."""
     if isinstance(obj, type):
         return f"{obj.__module__}.{obj.__qualname__}"
-    cache_key = getattr(obj, "__cache_key__", None)
-    return cache_key() if cache_key is not None else repr(obj)
+    for name in ("__cache_key__", "__caching_id__"):
+        method = getattr(obj, name, None)
+        if method is not None:
+            return method()
+    return repr(obj)
 
 
 class Memoized:
     """What ``@memoize`` knows about one function: its name, binder and key layout.
 
-    Keys are ``<ns>:memoize:<module.qualname>:<repr of the bound arguments>``
-    (the arguments digested when long). For methods (first parameter named
-    ``self`` or ``cls``) the instance gets its own segment,
-    ``...:<qualname>:<instance key>:<arguments>``, so one instance's entries
-    can be deleted together.
+    Keys are ``memoize:<module.qualname>:<repr of the bound arguments>`` inside
+    the namespace (the arguments digested when long). For methods (first
+    parameter named ``self`` or ``cls``) the instance gets its own segment,
+    ``memoize:<qualname>:<instance key>:<arguments>``, so one instance's
+    entries can be deleted together.
     """
 
     def __init__(self, func: Callable[..., Any], make_name: Callable[[str], str] | None = None,
-                 args_to_ignore: tuple[str, ...] | list[str] | None = None) -> None:
+                 args_to_ignore: tuple[str, ...] | list[str] | None = None, name: str | None = None) -> None:
         self.func = func
-        self.name = f"{func.__module__}.{func.__qualname__}"
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"memoize(name={name!r}): expected a non-empty string")
+        # module.qualname depends on how the module was loaded ("__main__.f"
+        # under `python app.py`, "app.f" under flask/gunicorn): `name` pins it.
+        self.name = name if name is not None else f"{func.__module__}.{func.__qualname__}"
         self.make_name = make_name
         self.binder = _Binder(func)
         names = list(self.binder.signature.parameters)
@@ -152,43 +178,44 @@ class Memoized:
         self.ignore = frozenset(ignore)
         # args_to_ignore=["self"] shares the entries between instances.
         self.method = bool(names) and names[0] in ("self", "cls") and 0 not in self.ignore
-        self._prefixes: dict[str, bytes] = {}
-
-    def prefix(self, namespace: str) -> bytes:
-        """The key prefix shared by every entry of the function in ``namespace``."""
-        if self.make_name is not None:  # may depend on the request: never cached
-            return function_prefix(namespace, self.make_name(self.name))
-        prefix = self._prefixes.get(namespace)
-        if prefix is None:
-            prefix = self._prefixes[namespace] = function_prefix(namespace, self.name)
-        return prefix
+        self._prefix = self._make_prefix(self.name)
 
     @staticmethod
-    def instance_segment(obj: Any) -> bytes:
-        """``repr(instance key) + ":"``; digested when long, so the arguments keep room."""
-        text = repr(_instance_key(obj)).encode("utf-8", "surrogatepass")
-        if len(text) > 100:
-            text = b"#" + hashlib.sha256(text).hexdigest()[:32].encode()
-        return text + b":"
+    def _make_prefix(name: str) -> str:
+        if len(name) > _MAX_NAME:
+            name = name[:70] + "~" + _digest(name)[:24]
+        return f"memoize:{name}:"
 
-    def key(self, namespace: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | None:
-        """The Redis key of the call, or ``None`` if the arguments don't fit the signature."""
+    def prefix(self) -> str:
+        """The key prefix shared by every entry of the function."""
+        if self.make_name is not None:  # may depend on the request: never cached
+            return self._make_prefix(self.make_name(self.name))
+        return self._prefix
+
+    @staticmethod
+    def instance_segment(obj: Any) -> str:
+        """``repr(instance key) + ":"``; digested when long, so the arguments keep room."""
+        text = repr(_instance_key(obj))
+        if len(text) > _MAX_INSTANCE:
+            text = "#" + _digest(text)[:32]
+        return text + ":"
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The cache key of the call, or ``None`` if the arguments don't fit the signature."""
         values = self.binder.bind(args, kwargs)
         if values is None:
             return None
-        prefix = self._prefixes.get(namespace) if self.make_name is None else None
-        if prefix is None:
-            prefix = self.prefix(namespace)
+        prefix = self._prefix if self.make_name is None else self.prefix()
         if self.ignore:
             ignore = self.ignore
             values = tuple(v for i, v in enumerate(values) if i not in ignore)
         if self.method:  # self is never in ignore here, so still first
             prefix += self.instance_segment(values[0])
             values = values[1:]
-        rest = repr(values).encode("utf-8", "surrogatepass")
-        if len(prefix) + len(rest) <= MAX_KEY_BYTES:
+        rest = repr(values)
+        if len(prefix) + len(rest) <= _MAX_MEMO_KEY and rest.isascii():
             return prefix + rest
-        return prefix + b"#" + hashlib.sha256(rest).hexdigest().encode()
+        return prefix + "#" + _digest(rest)
 
 
 def _bypass(unless: Callable[..., Any] | None) -> Callable[[Callable[..., Any], tuple[Any, ...],
@@ -225,13 +252,15 @@ def _check_timeout(timeout: Any) -> None:
         timeout_seconds(timeout)  # raises a clear error at decoration time
 
 
-def memoize(resolve: Resolver, timeout: Any = None, unless: Callable[..., Any] | None = None,
+def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None = None,
             race_condition_ttl: float | None = None, make_name: Callable[[str], str] | None = None,
             forced_update: Callable[[], Any] | None = None,
             response_filter: Callable[[Any], Any] | None = None,
             args_to_ignore: tuple[str, ...] | list[str] | None = None,
-            cache_none: bool = True) -> Callable[[F], F]:
+            cache_none: bool = True, name: str | None = None) -> Callable[[F], F]:
     """Build the ``@memoize`` decorator; see :meth:`flask_rediscache.RedisCache.memoize`."""
+    from .cache import race_seconds
+
     _check_timeout(timeout)
     if race_condition_ttl is not None:
         race_seconds(race_condition_ttl)
@@ -239,50 +268,46 @@ def memoize(resolve: Resolver, timeout: Any = None, unless: Callable[..., Any] |
     should_store = _store_filter(response_filter, cache_none)
 
     def decorator(f: F) -> F:
-        memo = Memoized(f, make_name, args_to_ignore)
+        memo = Memoized(f, make_name, args_to_ignore, name)
+
+        def lookup(key: str) -> Any:
+            """``MISS``/:class:`Stale` for the plan, or the fresh value (hit recorded by get)."""
+            if forced_update is not None and forced_update():
+                return _FORCE
+            return front.get(key, MISS, signed=True, stale=True)
+
+        def plan(key: str, found: Any) -> Any:
+            cache = front.app_cache()
+            return stampede_plan(cache, key, cache.expiry(timeout), cache.race_ttl(race_condition_ttl),
+                                 MISS if found is _FORCE else found, force=found is _FORCE,
+                                 front=front, should_store=should_store)
 
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                cache = resolve()
                 if bypass is not None and bypass(f, args, kwargs):
                     return await f(*args, **kwargs)
-                rkey = memo.key(cache.namespace, args, kwargs)
-                if rkey is None:  # let Python raise its TypeError
+                key = memo.key(args, kwargs)
+                if key is None:  # let Python raise its TypeError
                     return await f(*args, **kwargs)
-                found = _lookup(cache, rkey, forced_update)
-                if found is not None and found[1] is _FRESH:
-                    return found[0]
-                plan = cache.plan("memoize", rkey, rkey, cache.expiry(timeout),
-                                  cache.race_ttl(race_condition_ttl), found or FORCE, should_store)
-                return await run_plan_async(plan, f, *args, **kwargs)
+                found = lookup(key)
+                if found is MISS or found is _FORCE or isinstance(found, Stale):
+                    return await run_plan_async(plan(key, found), f, *args, **kwargs)
+                return found
 
             wrapper: Any = async_wrapper
         else:
             @functools.wraps(f)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                cache = resolve()
                 if bypass is not None and bypass(f, args, kwargs):
                     return f(*args, **kwargs)
-                rkey = memo.key(cache.namespace, args, kwargs)
-                if rkey is None:
+                key = memo.key(args, kwargs)
+                if key is None:
                     return f(*args, **kwargs)
-                if forced_update is None or not forced_update():
-                    # The hot path, inlined: one GET, one decode.
-                    raw = cache.guard.run("memoize", None, cache.client.get, rkey)
-                    if raw is None:
-                        found: Any = _COLD
-                    else:
-                        value, expires_at = cache.codec.decode(rkey, raw)
-                        if value is not MISS and (expires_at is None or expires_at > time.time()):
-                            cache.hit(rkey)
-                            return value
-                        found = (value, expires_at)
-                else:
-                    found = FORCE
-                plan = cache.plan("memoize", rkey, rkey, cache.expiry(timeout),
-                                  cache.race_ttl(race_condition_ttl), found, should_store)
-                return run_plan(plan, f, *args, **kwargs)
+                found = lookup(key)
+                if found is MISS or found is _FORCE or isinstance(found, Stale):
+                    return run_plan(plan(key, found), f, *args, **kwargs)
+                return found
 
             wrapper = sync_wrapper
 
@@ -294,25 +319,11 @@ def memoize(resolve: Resolver, timeout: Any = None, unless: Callable[..., Any] |
     return decorator
 
 
-_COLD: Final = (MISS, None)
-_FRESH: Final = object()
+_FORCE: Final = object()
 
 
-def _lookup(cache: Cache, rkey: bytes, forced_update: Callable[[], Any] | None) -> tuple[Any, Any] | None:
-    """The memoize read: ``(value, _FRESH)`` on a hit (recorded), ``(value or
-    MISS, expires_at)`` for the plan, or ``None`` when ``forced_update`` says so."""
-    if forced_update is not None and forced_update():
-        return None
-    raw = cache.guard.run("memoize", None, cache.client.get, rkey)
-    value, expires_at = cache.codec.decode(rkey, raw)
-    if value is not MISS and (expires_at is None or expires_at > time.time()):
-        cache.hit(rkey)
-        return value, _FRESH
-    return value, expires_at
-
-
-def delete_memoized(resolve: Resolver, f: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
-    """Build on :meth:`flask_rediscache.RedisCache.delete_memoized`; returns the number
+def delete_memoized(front: Front, f: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """See :meth:`flask_rediscache.RedisCache.delete_memoized`; returns the number
     of entries deleted."""
     instance: Any = _REQUIRED
     if inspect.ismethod(f):
@@ -320,22 +331,40 @@ def delete_memoized(resolve: Resolver, f: Callable[..., Any], *args: Any, **kwar
     memo: Memoized | None = getattr(f, MEMO_ATTR, None)
     if memo is None:
         raise TypeError(f"{f!r} is not decorated with @cache.memoize")
-    cache = resolve()
     if args or kwargs:
         if instance is not _REQUIRED:
             args = (instance, *args)
-        rkey = memo.key(cache.namespace, args, kwargs)
-        if rkey is None:
+        key = memo.key(args, kwargs)
+        if key is None:
             memo.binder.signature.bind(*args, **kwargs)  # raises the TypeError that says why
             raise TypeError(f"arguments do not fit {memo.name}")  # pragma: no cover
-        return int(cache.guard.run("delete_memoized", 0, cache.client.unlink, rkey))
-    prefix = memo.prefix(cache.namespace)
+        return int(front.delete(key))
+    prefix = memo.prefix()
     if instance is not _REQUIRED and memo.method:
         prefix += memo.instance_segment(instance)
-    return cache.delete_glob("delete_memoized", escape_glob_bytes(prefix) + b"*")
+    return front.delete_matched(escape_glob(prefix) + "*")
 
 
 # -- views ---------------------------------------------------------------
+def _session_touched() -> bool:
+    """Did this request read or change the session's data?
+
+    The session interface of flask-rediscache records its session in ``g``
+    when it opens one, and the session knows whether its data was touched;
+    this holds on every Flask version (3.2 opens the session lazily, on first
+    use, so an untouched session may never be opened at all). With another
+    session interface, Flask's own ``session.accessed`` is the answer (since
+    Flask 3.1.3 reading the proxy marks it accessed, so such views are then
+    never cached: safe, not fast).
+    """
+    ours = g.get(SESSION_G_ATTR)
+    if ours is not None:
+        return bool(ours.touched)
+    if getattr(current_app.session_interface, "tracks_access", False):
+        return False  # ours, and never opened in this request
+    return bool(getattr(session, "accessed", True))
+
+
 def _cacheable(response: Response) -> bool:
     """A response that is the same for every user and safe to replay."""
     if response.status_code != 200 or response.is_streamed or response.direct_passthrough:
@@ -346,21 +375,22 @@ def _cacheable(response: Response) -> bool:
     if cache_control.no_store or cache_control.private:
         return False
     # A view that read the session may render per-user data.
-    return not _session_accessed()
+    return not _session_touched()
 
 
-def _session_accessed() -> bool:
-    """Did this request touch ``flask.session``? Read without the proxy: since
-    Flask 3.1.3 merely reading ``session.accessed`` through it sets the flag."""
-    ctx = _cv_request.get(None) if _cv_request is not None else None
-    if ctx is None:
-        return bool(getattr(session, "accessed", True)) if has_request_context() else False
-    attrs = vars(ctx)
-    current = attrs["_session"] if "_session" in attrs else attrs.get("session")
-    if current is None:  # never opened
-        return False
-    # A session class that cannot tell (no ``accessed``) counts as accessed.
-    return bool(getattr(current, "accessed", True))
+def _is_view(wrapper: Callable[..., Any]) -> bool:
+    """Is ``wrapper`` the view serving this request (possibly under other decorators)?
+
+    Only then is the result turned into a response; a helper decorated with
+    ``@cached`` and called from a view caches its own return value, as in
+    Flask-Caching.
+    """
+    func: Any = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    while func is not None:
+        if func is wrapper:
+            return True
+        func = getattr(func, "__wrapped__", None)
+    return False
 
 
 def _pack(response: Response) -> tuple[Any, ...]:
@@ -381,7 +411,7 @@ def _pair_name(pair: tuple[str, str]) -> str:
     return pair[0]
 
 
-def cached(resolve: Resolver, timeout: Any = None, key_prefix: str | Callable[[], str] = "view/%s",
+def cached(front: Front, timeout: Any = None, key_prefix: str | Callable[[], str] = "view/%s",
            unless: Callable[..., Any] | None = None, forced_update: Callable[[], Any] | None = None,
            response_filter: Callable[[Any], Any] | None = None, query_string: bool = False,
            make_cache_key: Callable[..., str] | None = None,
@@ -399,46 +429,39 @@ def cached(resolve: Resolver, timeout: Any = None, key_prefix: str | Callable[[]
         if "%s" in base:
             base = base % request.path
         if query_string:
-            # Sorted by name, so ?a=1&b=2 and ?b=2&a=1 are one entry; the sort is
-            # stable, so the values of a repeated name keep their order (getlist()).
-            pairs = sorted(request.args.items(multi=True), key=_pair_name)
+            # Sorted by name then value, so ?a=1&b=2, ?b=2&a=1 and repeated
+            # parameters in any order are one entry.
+            pairs = sorted(request.args.items(multi=True))
             base = f"{base}?{urlencode(pairs)}"
         return base
 
     def decorator(f: F) -> F:
-        def before(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, str, bytes, Any] | None:
-            """``None`` to bypass the cache, else (cache, key, rkey, cached value or MISS)."""
+        def before(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, bool, Any] | None:
+            """``None`` to bypass the cache, else (key, is a view, cached value or MISS)."""
             in_request = has_request_context()
             if in_request and request.method not in ("GET", "HEAD"):
                 return None
             if bypass is not None and bypass(f, args, kwargs):
                 return None
-            cache = resolve()
             key = cache_key(args, kwargs, in_request)
-            rkey = cache.key(key)
+            view = in_request and _is_view(wrapper)
             if forced_update is not None and forced_update():
-                value = MISS
-            else:
-                value = cache.decode_fresh(rkey, cache.guard.run("cached", None, cache.client.get, rkey))
-            if value is MISS:
-                cache.miss(key)
-            else:
-                cache.hit(key)
-            return cache, key, rkey, value
+                front.app_cache().record(key, False)
+                return key, view, MISS
+            return key, view, front.get(key, MISS, signed=True)
 
-        def after(cache: Cache, rkey: bytes, rv: Any) -> Any:
-            ttl = cache.expiry(timeout)
-            if not has_request_context():  # a plain function: cache what it returns
+        def after(key: str, view: bool, rv: Any) -> Any:
+            if not view:  # a plain function: cache what it returns
                 if response_filter is None or response_filter(rv):
-                    cache.write_raw("cached", rkey, rv, ttl)
+                    front.set(key, rv, timeout, signed=True)
                 return rv
             response = current_app.make_response(rv)
             if _cacheable(response) and (response_filter is None or response_filter(response)):
-                cache.write_raw("cached", rkey, _pack(response), ttl)
+                front.set(key, _pack(response), timeout, signed=True)
             return response
 
-        def hit(value: Any) -> Any:
-            return _unpack(value, response_hit_indication) if has_request_context() else value
+        def hit(view: bool, value: Any) -> Any:
+            return _unpack(value, response_hit_indication) if view else value
 
         if inspect.iscoroutinefunction(f):
             @functools.wraps(f)
@@ -446,24 +469,24 @@ def cached(resolve: Resolver, timeout: Any = None, key_prefix: str | Callable[[]
                 state = before(args, kwargs)
                 if state is None:
                     return await f(*args, **kwargs)
-                cache, _, rkey, value = state
+                key, view, value = state
                 if value is not MISS:
-                    return hit(value)
-                return after(cache, rkey, await f(*args, **kwargs))
+                    return hit(view, value)
+                return after(key, view, await f(*args, **kwargs))
 
             wrapper: Any = async_view
         else:
             @functools.wraps(f)
-            def view(*args: Any, **kwargs: Any) -> Any:
+            def sync_view(*args: Any, **kwargs: Any) -> Any:
                 state = before(args, kwargs)
                 if state is None:
                     return f(*args, **kwargs)
-                cache, _, rkey, value = state
+                key, view, value = state
                 if value is not MISS:
-                    return hit(value)
-                return after(cache, rkey, f(*args, **kwargs))
+                    return hit(view, value)
+                return after(key, view, f(*args, **kwargs))
 
-            wrapper = view
+            wrapper = sync_view
 
         wrapper.uncached = f
         wrapper.cache_timeout = timeout

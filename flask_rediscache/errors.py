@@ -35,3 +35,11 @@ class LockError(RedisLockError):
 
     Locks never fail open: mutual exclusion cannot be faked.
     """
+
+
+class UnpicklableError(TypeError):
+    """A value given to the cache cannot be pickled (its cause is pickle's own error).
+
+    ``memoize`` and ``fetch`` serve such a result uncached (logged once per
+    type); :meth:`~flask_rediscache.RedisCache.set` raises it.
+    """

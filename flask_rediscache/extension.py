@@ -1,76 +1,83 @@
-"""The :class:`RedisCache` extension: ``init_app`` and the per-app state.
+"""The :class:`RedisCache` extension: ``init_app``, app resolution, and the cache API's front.
 
-One ``RedisCache`` object may serve several apps (application factory). All
-per-app state (settings, clients, guards, the cache) lives in
-``app.extensions["rediscache_state"]``; the extension object itself holds
-nothing app-specific except, like Flask-Caching, the app passed to the
-constructor, used when a cache call happens outside an app context.
+``init_app`` wires the layers together, bottom up: settings
+(:mod:`~flask_rediscache.config`) → clients (:mod:`~flask_rediscache.clients`)
+→ circuit breakers and fail-open boundaries (:mod:`~flask_rediscache.failopen`)
+→ the strict store (:mod:`~flask_rediscache.store`) → the cache API
+(:mod:`~flask_rediscache.cache`), then registers the features: the session
+interface, the CLI and the health endpoint. This is the only module that
+imports the features; they find their app's state through
+:func:`flask_rediscache.state.get_state`.
+
+One ``RedisCache`` object may serve several apps (application factory): its
+per-app :class:`~flask_rediscache.state.AppState` lives in a weak mapping
+keyed by the app (as Flask-SQLAlchemy 3 keeps its engines), and
+``app.extensions["rediscache"]`` is the extension object itself. A call
+outside an app context uses the app given to the constructor, or the single
+app given to ``init_app``, as Flask-Caching does.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app
 
-from . import decorators, signals
+from . import decorators
+from .breaker import CircuitBreaker
 from .cache import Cache
 from .cli import redis_cli
 from .clients import Target, build_targets
 from .codec import Codec
-from .config import DEFAULTS, ConfigError, Settings, load_settings
-from .guard import CircuitBreaker, Guard
+from .config import load_settings
+from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
+from .retrying import Retrier
 from .sessions import RedisSessionInterface
-
-_cv_app: Any
-try:  # the app context's contextvar, read directly on the hot path
-    from flask.globals import _cv_app
-except ImportError:  # pragma: no cover - a future Flask: fall back to current_app
-    _cv_app = None
+from .state import EXTENSION_KEY, AppState
+from .store import Store
 
 logger = logging.getLogger("flask_rediscache")
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXTENSION_KEY = "rediscache"
-STATE_KEY = "rediscache_state"
+
+def _secrets(settings: Any) -> tuple[str, ...]:
+    """Configured passwords, masked in every log line on top of URL userinfo."""
+    found = []
+    for name in ("password", "sentinel_password"):
+        value = getattr(settings, name, None)
+        if isinstance(value, str) and value:
+            found.append(value)
+    return tuple(found)
 
 
-@dataclass
-class AppState:
-    """Everything flask-rediscache keeps for one app."""
-
-    settings: Settings
-    targets: dict[str, Target]
-    guards: dict[str, Guard]
-    cache: Cache
-    secret_key: bytes
-
-
-def _secret_key(app: Flask) -> bytes:
-    secret = app.config.get("SECRET_KEY")
-    if not secret:
-        if app.debug or app.testing:
-            logger.warning("flask-rediscache: SECRET_KEY is not set; signing with a random "
-                           "per-process key (entries and sessions won't survive a restart)")
-            secret = app.config["SECRET_KEY"] = os.urandom(32).hex()
-        else:
-            raise ConfigError("SECRET_KEY is not set: expected a secret string; flask-rediscache "
-                              "signs cache entries and session ids with it")
-    return secret.encode() if isinstance(secret, str) else bytes(secret)
-
-
-def _breaker_signal(app: Flask) -> Any:
-    def on_change(name: str, state: str) -> None:
-        if signals.breaker_state.receivers:
-            signals.breaker_state.send(app, client=name, state=state)
-    return on_change
+def build_state(app: Flask) -> AppState:
+    """Read the settings and build every layer for ``app`` (nothing is registered yet)."""
+    settings = load_settings(app.config, debug=app.debug or app.testing)
+    targets = build_targets(settings)
+    limiter = LogLimiter()
+    secrets = _secrets(settings)
+    breakers: dict[int, CircuitBreaker] = {}
+    boundaries: dict[str, Boundary] = {}
+    for purpose, target in targets.items():
+        breaker = breakers.get(id(target))
+        if breaker is None:
+            breaker = breakers[id(target)] = CircuitBreaker(
+                target.name, settings.breaker_threshold, settings.breaker_cooldown, breaker_notifier(app))
+        boundaries[purpose] = Boundary(app, f"{purpose} Redis ({target.name})", breaker,
+                                       handler=settings.error_handler, fail_open=settings.fail_open,
+                                       limiter=limiter, secrets=secrets)
+    cache_target: Target = targets["cache"]
+    codec = Codec(settings.secret_key, settings.compress_threshold)
+    store = Store(cache_target.client, Retrier.from_settings(settings), codec,
+                  is_cluster=cache_target.is_cluster)
+    cache = Cache(app, settings, store, boundaries["cache"])
+    return AppState(app, settings, targets, boundaries, store, cache)
 
 
 class RedisCache:
@@ -81,140 +88,151 @@ class RedisCache:
 
     def __init__(self, app: Flask | None = None) -> None:
         self._default_app = app
+        self._states: weakref.WeakKeyDictionary[Flask, AppState] = weakref.WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Read and validate ``REDIS_*``, build the clients, register the
-        session interface, the ``flask redis`` CLI and the health endpoint."""
-        for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
-        settings = load_settings(app.config, debug=app.debug or app.testing)
-        secret = _secret_key(app)
-        targets = build_targets(settings)
-        breakers: dict[int, CircuitBreaker] = {}
-        guards: dict[str, Guard] = {}
-        for purpose, target in targets.items():
-            breaker = breakers.get(id(target))
-            if breaker is None:
-                breaker = breakers[id(target)] = CircuitBreaker(
-                    target.name, settings.breaker_threshold, settings.breaker_cooldown,
-                    _breaker_signal(app))
-            guards[purpose] = Guard(app, f"{purpose} Redis ({target.name})", breaker,
-                                    settings.error_handler)
-        codec = Codec(secret, settings.compress_threshold)
-        cache = Cache(app, settings, targets["cache"].client, guards["cache"], codec,
-                      targets["cache"].is_cluster)
-        state = AppState(settings, targets, guards, cache, secret)
+        session interface, the ``flask redis`` CLI and the health endpoint.
+
+        Raises :class:`RuntimeError` if ``app`` already has the extension, and
+        :class:`~flask_rediscache.ConfigError` (naming the key) for a bad
+        setting. Nothing is written into ``app.config``.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("flask-rediscache: init_app() was already called for this app "
+                               f"({app.name!r}); create the app again instead of re-initialising it")
+        state = build_state(app)
+        self._states[app] = state
         app.extensions[EXTENSION_KEY] = self
-        app.extensions[STATE_KEY] = state
-        # Each feature registers itself from its own module (sessions, CLI, health).
-        if settings.session:
-            app.session_interface = RedisSessionInterface(app, state)
+        if state.settings.session:
+            interface = RedisSessionInterface(state)
+            state.extras["session_interface"] = interface
+            app.session_interface = interface
         app.cli.add_command(redis_cli)
-        if settings.health_endpoint:
-            register_health_endpoint(app, settings.health_endpoint)
+        if state.settings.health_endpoint:
+            register_health_endpoint(app, state.settings.health_endpoint)
 
     # -- resolving the app ---------------------------------------------
-    def state(self, app: Flask | None = None) -> AppState:
-        """The :class:`AppState` of ``app`` (default: the current app)."""
-        if app is None:
-            app = current_app._get_current_object() if has_app_context() else self._default_app  # type: ignore[attr-defined]
-            if app is None:
-                raise RuntimeError("flask-rediscache: no app context; push one with app.app_context()")
-        try:
-            state: AppState = app.extensions[STATE_KEY]
-        except KeyError:
-            raise RuntimeError("flask-rediscache: init_app(app) was not called for this app") from None
+    def state_for(self, app: Flask) -> AppState:
+        """The :class:`~flask_rediscache.state.AppState` of ``app``."""
+        state = self._states.get(app)
+        if state is None:
+            raise RuntimeError(f"flask-rediscache: init_app() was not called for the app {app.name!r}")
         return state
 
-    def _cache(self) -> Cache:
-        # On every cache call and memoize hit: read the app context's contextvar
-        # directly (about 1 µs cheaper than the current_app proxy).
-        ctx = _cv_app.get(None) if _cv_app is not None else None
-        if ctx is not None:
-            state = ctx.app.extensions.get(STATE_KEY)
-            if state is not None:
-                return state.cache  # type: ignore[no-any-return]
-        elif has_app_context():
-            state = current_app.extensions.get(STATE_KEY)
-            if state is not None:
-                return state.cache  # type: ignore[no-any-return]
-        return self.state().cache
+    def _fallback_app(self) -> Flask:
+        if self._default_app is not None:
+            return self._default_app
+        apps = list(self._states.keys())
+        if len(apps) == 1:
+            return apps[0]
+        raise RuntimeError("flask-rediscache: no app context, and this RedisCache serves "
+                           f"{len(apps)} apps; push one with app.app_context()")
+
+    def state(self, app: Flask | None = None) -> AppState:
+        """The :class:`~flask_rediscache.state.AppState` of ``app`` (default:
+        the current app, else the constructor's or the only one)."""
+        if app is None:
+            try:
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+            except RuntimeError:  # no app context
+                app = self._fallback_app()
+        return self.state_for(app)
+
+    def app_cache(self) -> Cache:
+        """The :class:`~flask_rediscache.cache.Cache` of the current app."""
+        try:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:  # no app context: Flask-Caching's rule
+            app = self._fallback_app()
+        state = self._states.get(app)
+        if state is None:
+            return self.state_for(app).cache
+        return state.cache
 
     @property
     def client(self) -> Any:
-        """The redis-py client of the cache purpose (use it for what the API lacks)."""
-        return self._cache().client
+        """The redis-py client of the cache purpose (use it for what the API lacks:
+        it is not namespaced and does not fail open)."""
+        return self.app_cache().client
+
+    @property
+    def namespace(self) -> str:
+        """``REDIS_NAMESPACE`` of the current app."""
+        return self.app_cache().namespace
 
     # -- cache API (see flask_rediscache.cache.Cache) ------------------
-    def get(self, key: str) -> Any:
-        """The value stored at ``key``, or ``None``."""
-        return self._cache().get(key)
+    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False) -> Any:
+        """The value stored at ``key``, or ``default`` (see :meth:`.Cache.get`)."""
+        return self.app_cache().get(key, default, signed=signed, stale=stale)
 
-    def set(self, key: str, value: Any, timeout: Any = None) -> bool:
-        """Store ``value``; ``timeout`` in seconds or a timedelta, None = default, 0 = forever."""
-        return self._cache().set(key, value, timeout)
+    def set(self, key: str, value: Any, timeout: Any = None, *, signed: bool = False,
+            race_condition_ttl: float = 0) -> bool:
+        """Store ``value``; ``timeout`` in seconds or a timedelta, None = default, 0 = forever
+        (see :meth:`.Cache.set`)."""
+        return self.app_cache().set(key, value, timeout, signed=signed, race_condition_ttl=race_condition_ttl)
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed."""
-        return self._cache().delete(key)
+        return self.app_cache().delete(key)
 
     def add(self, key: str, value: Any, timeout: Any = None) -> bool:
         """Store ``value`` only if ``key`` is absent (atomic ``SET NX``); True if stored."""
-        return self._cache().add(key, value, timeout)
+        return self.app_cache().add(key, value, timeout)
 
     def delete_many(self, *keys: str) -> int:
         """Delete several keys in one round trip; returns how many existed."""
-        return self._cache().delete_many(*keys)
+        return self.app_cache().delete_many(*keys)
 
     def has(self, key: str) -> bool:
         """Whether ``key`` exists."""
-        return self._cache().has(key)
+        return self.app_cache().has(key)
 
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys`` in order (``None`` for misses), in one round trip."""
-        return self._cache().get_many(*keys)
+        return self.app_cache().get_many(*keys)
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
         """``{key: value}`` for ``keys`` (``None`` for misses), in one round trip."""
-        return self._cache().get_dict(*keys)
+        return self.app_cache().get_dict(*keys)
 
     def set_many(self, mapping: Mapping[str, Any], timeout: Any = None) -> list[str]:
         """Store every item of ``mapping`` in one round trip; returns the keys stored."""
-        return self._cache().set_many(mapping, timeout)
+        return self.app_cache().set_many(mapping, timeout)
 
     def inc(self, key: str, delta: int = 1, timeout: Any = None) -> int | None:
         """Atomically add ``delta``; ``timeout`` sets a TTL only when the key has none."""
-        return self._cache().inc(key, delta, timeout)
+        return self.app_cache().inc(key, delta, timeout)
 
     def dec(self, key: str, delta: int = 1, timeout: Any = None) -> int | None:
         """Atomically subtract ``delta``; ``timeout`` sets a TTL only when the key has none."""
-        return self._cache().dec(key, delta, timeout)
+        return self.app_cache().dec(key, delta, timeout)
 
     def ttl(self, key: str) -> int | None:
-        """Seconds until ``key`` expires; None if it has no expiry or is missing."""
-        return self._cache().ttl(key)
+        """Seconds until ``key`` expires; ``None`` if it has no expiry, ``0`` if it is missing."""
+        return self.app_cache().ttl(key)
 
     def fetch(self, key: str, func: Callable[[], T], timeout: Any = None,
               race_condition_ttl: float | None = None, force: bool = False) -> T:
         """The cached value of ``key``, or ``func()`` stored and returned, with stampede control."""
-        return self._cache().fetch(key, func, timeout, race_condition_ttl, force)
+        return self.app_cache().fetch(key, func, timeout, race_condition_ttl, force)
 
     def delete_matched(self, pattern: str) -> int:
         """Delete the namespace's keys matching the glob ``pattern`` (SCAN + UNLINK); returns the count."""
-        return self._cache().delete_matched(pattern)
+        return self.app_cache().delete_matched(pattern)
 
     def clear(self) -> int:
         """Delete every key of the namespace (never FLUSHDB); returns the count."""
-        return self._cache().clear()
+        return self.app_cache().clear()
 
     def memoize(self, timeout: Any = None, unless: Callable[..., Any] | None = None,
                 race_condition_ttl: float | None = None, make_name: Callable[[str], str] | None = None,
                 forced_update: Callable[[], Any] | None = None,
                 response_filter: Callable[[Any], Any] | None = None,
                 args_to_ignore: list[str] | tuple[str, ...] | None = None,
-                cache_none: bool = True) -> Callable[[F], F]:
+                cache_none: bool = True, name: str | None = None) -> Callable[[F], F]:
         """Cache a function's results per arguments; a hit is one Redis round trip.
 
         The key is the function's ``module.qualname`` plus its arguments bound
@@ -238,13 +256,17 @@ class RedisCache:
         :param args_to_ignore: parameter names left out of the key (``["self"]``
             shares entries between instances).
         :param cache_none: ``False`` leaves ``None`` results uncached.
+        :param name: replaces ``module.qualname`` in keys. The module part depends on how
+            the code was loaded (``__main__.f`` under ``python app.py``, ``app.f`` under
+            ``flask run`` or gunicorn), so a warm-up script and the server only share
+            entries when the name is pinned.
 
         On Redis errors the function is simply called.
         """
-        return decorators.memoize(self._cache, timeout=timeout, unless=unless,
+        return decorators.memoize(self, timeout=timeout, unless=unless,
                                   race_condition_ttl=race_condition_ttl, make_name=make_name,
                                   forced_update=forced_update, response_filter=response_filter,
-                                  args_to_ignore=args_to_ignore, cache_none=cache_none)
+                                  args_to_ignore=args_to_ignore, cache_none=cache_none, name=name)
 
     def cached(self, timeout: Any = None, key_prefix: str | Callable[[], str] = "view/%s",
                unless: Callable[..., Any] | None = None, forced_update: Callable[[], Any] | None = None,
@@ -256,7 +278,7 @@ class RedisCache:
         Only GET and HEAD requests use the cache (they share entries), and only
         a 200 response is stored, and only if it is the same for everyone: no
         ``Set-Cookie``, no ``Cache-Control: private``/``no-store``, and the view
-        did not read the session (``session.accessed``). The key is
+        did not touch the session. The key is
         ``key_prefix % request.path`` (default ``"view/%s"``, so
         ``cache.delete("view//about")`` drops ``/about``); the query string
         is ignored unless ``query_string=True``, which adds its parameters
@@ -274,7 +296,7 @@ class RedisCache:
 
         On Redis errors the view is simply called.
         """
-        return decorators.cached(self._cache, timeout=timeout, key_prefix=key_prefix, unless=unless,
+        return decorators.cached(self, timeout=timeout, key_prefix=key_prefix, unless=unless,
                                  forced_update=forced_update, response_filter=response_filter,
                                  query_string=query_string, make_cache_key=make_cache_key,
                                  response_hit_indication=response_hit_indication)
@@ -283,4 +305,4 @@ class RedisCache:
         """Forget memoized results of ``f``: with arguments, that call's entry;
         without, every entry of ``f`` (for a bound method ``obj.f``, every entry
         of ``obj``). Returns the number of entries deleted."""
-        return decorators.delete_memoized(self._cache, f, *args, **kwargs)
+        return decorators.delete_memoized(self, f, *args, **kwargs)

@@ -20,7 +20,7 @@ import re
 
 #: Longest key (in bytes) stored as is; longer ones end in a SHA-256 digest.
 MAX_KEY_BYTES = 250
-_HEAD_BYTES = 150
+_HEAD_BYTES = 160
 #: Longest function name kept readable in memoize keys.
 _MAX_NAME = 120
 
@@ -44,8 +44,10 @@ def make_key(namespace: str, key: str) -> bytes:
     raw = full.encode("utf-8", "surrogatepass")
     if len(raw) <= MAX_KEY_BYTES:
         return raw
-    # A readable head (cut on a byte boundary) plus a digest of the whole key.
-    head = max(_HEAD_BYTES, len(namespace.encode("utf-8", "surrogatepass")) + 1)
+    # A readable head plus a digest of the whole key. The head keeps the
+    # namespace and the first _HEAD_BYTES of the key, so a prefix glob (all
+    # entries of one memoized function: see decorators.Memoized) still matches.
+    head = len(namespace.encode("utf-8", "surrogatepass")) + 1 + _HEAD_BYTES
     return raw[:head] + b"~" + _digest(raw)
 
 

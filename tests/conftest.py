@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_rediscache import RedisCache
+from flask_rediscache.state import get_state
 
 from .servers import RedisServer
 
@@ -45,21 +46,26 @@ def redis_factory() -> Iterator[Callable[..., RedisServer]]:
 
 
 @pytest.fixture
-def make_app() -> Callable[..., Flask]:
-    """Build an app with ``REDIS_*`` config and a RedisCache initialised on it."""
+def make_app() -> Iterator[Callable[..., Flask]]:
+    """Build an app with ``REDIS_*`` config and a RedisCache initialised on it;
+    every app's pools are closed afterwards."""
+    apps: list[Flask] = []
 
     def make(**config: Any) -> Flask:
         app = Flask("rediscache-test")
         app.config.update(SECRET_KEY="test-secret", TESTING=True)
         app.config.update(config)
         RedisCache(app)
+        apps.append(app)
         return app
 
-    return make
+    yield make
+    for app in apps:
+        get_state(app).close()
 
 
 @pytest.fixture
-def two_apps(redis_server: RedisServer) -> tuple[RedisCache, list[Flask]]:
+def two_apps(redis_server: RedisServer) -> Iterator[tuple[RedisCache, list[Flask]]]:
     """One RedisCache object initialised on two apps (namespaces "one" and "two")."""
     cache = RedisCache()
     apps = []
@@ -68,7 +74,9 @@ def two_apps(redis_server: RedisServer) -> tuple[RedisCache, list[Flask]]:
         app.config.update(SECRET_KEY="s", REDIS_URL=redis_server.url, REDIS_NAMESPACE=namespace)
         cache.init_app(app)
         apps.append(app)
-    return cache, apps
+    yield cache, apps
+    for app in apps:
+        get_state(app).close()
 
 
 @pytest.fixture

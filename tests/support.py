@@ -13,3 +13,10 @@ class Recorder:
 
     def __call__(self, **kwargs: Any) -> None:
         self.calls.append(kwargs)
+
+
+def commands(server: Any) -> dict[str, int]:
+    """Commands a :class:`~tests.servers.RedisServer` ran since its last
+    ``reset_stats()``, minus the connection handshakes of the clients that
+    read the statistics."""
+    return server.commands_since_reset()  # type: ignore[no-any-return]

@@ -17,8 +17,10 @@ from redis.connection import AbstractConnection
 from flask_rediscache import signals
 from flask_rediscache.codec import MAC_SIZE, VERSION
 from flask_rediscache.keys import MAX_KEY_BYTES
+from flask_rediscache.state import get_state
 
 from .servers import free_port
+from .support import commands
 
 
 class RoundTrips:
@@ -40,12 +42,6 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
     with monkeypatch.context() as patch:
         patch.setattr(AbstractConnection, "send_packed_command", counting)
         yield counter
-
-
-def commands(server) -> dict[str, int]:
-    """Commands since the last reset, minus the connection handshakes of the
-    helper clients that read the statistics."""
-    return server.commands_since_reset()
 
 
 def raw_key(name: str) -> bytes:
@@ -134,7 +130,7 @@ def test_default_timeout_from_config(make_app, redis_server):
 
 
 def test_ttl(cache):
-    assert cache.ttl("missing") is None
+    assert cache.ttl("missing") == 0  # django-redis' meaning: 0 missing, None no expiry
     cache.set("forever", 1, timeout=0)
     assert cache.ttl("forever") is None
     cache.set("k", 1, timeout=100)
@@ -288,7 +284,7 @@ def test_inc_on_redis_without_expire_nx(cache, redis_server, monkeypatch):
     assert 95 <= r.ttl(b"cache:n") <= 100
     assert cache.inc("n", timeout=5) == 2
     assert r.ttl(b"cache:n") > 50
-    assert cache._cache()._expire_nx is False  # the fallback really ran
+    assert get_state(cache.state().app).store._expire_nx is False  # the fallback really ran
 
 
 def test_inc_on_a_non_counter_fails_open_and_keeps_the_value(cache):
@@ -418,7 +414,7 @@ def test_hit_and_miss_signals_once_per_key(cache, app):
     def on_miss(sender, **kw):
         events.append(("miss", sender, kw["key"]))
 
-    cache.set("a", 1)
+    cache.set("a", "x")  # not an int: fetch reads signed entries only, never plain counters
     with signals.cache_hit.connected_to(on_hit), signals.cache_miss.connected_to(on_miss):
         cache.get("a")
         cache.get("b")
@@ -464,7 +460,7 @@ def test_redis_down_every_method_returns_its_miss_value(down_cache, caplog):
         assert cache.set_many({"a": 1}) == []
         assert cache.inc("n") is None
         assert cache.dec("n") is None
-        assert cache.ttl("k") is None
+        assert cache.ttl("k") == 0  # what a missing key gives
         assert cache.fetch("k", compute) == "computed"
         assert cache.fetch("k", compute, race_condition_ttl=5) == "computed"
         assert cache.delete_matched("*") == 0
@@ -534,3 +530,19 @@ def test_every_method_on_memory_url(make_app):
         assert cache.delete_many("a", "b") == 2 and cache.delete("c")
         assert cache.delete_matched("*") == 2  # n and d
     assert errors == []
+
+
+def test_set_of_an_unpicklable_value_raises_a_type_error(cache, redis_server):
+    from flask_rediscache.errors import UnpicklableError
+
+    with pytest.raises(UnpicklableError, match="cannot cache a lock"):
+        cache.set("k", threading.Lock())
+    assert redis_server.client().keys("*") == []
+
+
+def test_a_type_error_from_the_computation_is_never_swallowed(cache):
+    def compute():
+        raise TypeError("bug in the caller's code")
+
+    with pytest.raises(TypeError, match="bug in the caller"):
+        cache.fetch("k", compute)

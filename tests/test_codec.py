@@ -50,7 +50,19 @@ def test_small_ints_are_plain_decimal_counters(codec):
     for n in (0, 7, -7, 2**63 - 1, -(2**63)):
         data = codec.encode(KEY, n)
         assert data == str(n).encode()
-        assert codec.decode(KEY, data) == (n, None)
+        assert codec.decode(KEY, data, counters=True) == (n, None)
+
+
+def test_unsigned_counters_are_read_only_when_asked(codec):
+    # Issue 12.4: memoize, cached and fetch read signed entries only.
+    assert codec.decode(KEY, b"1") == (MISS, None)
+    assert codec.decode(KEY, b"1", counters=True) == (1, None)
+
+
+def test_counter_false_signs_an_int(codec):
+    data = codec.encode(KEY, 5, counter=False)
+    assert data[0] == VERSION
+    assert codec.decode(KEY, data) == (5, None)
 
 
 def test_bool_is_not_a_counter(codec):
@@ -74,7 +86,7 @@ def test_int_with_logical_expiry_is_signed_not_a_counter(codec):
 @pytest.mark.parametrize("raw", [b"1_000", b" 12", b"+3", b"12 ", b"-", b"--1", b"1e3", b"0x10",
                                  b"99999999999999999999999"])
 def test_only_exact_decimal_is_a_counter(codec, raw):
-    assert codec.decode(KEY, raw) == (MISS, None)
+    assert codec.decode(KEY, raw, counters=True) == (MISS, None)
 
 
 def test_entry_is_bound_to_its_key(codec):
@@ -195,7 +207,9 @@ def test_signed_but_corrupt_compressed_payload_is_a_miss(codec):
     payload = b"not zlib at all"
     data = head + codec._sign(KEY, head, payload) + payload
     assert codec.decode(KEY, data) == (MISS, None)
-    assert zlib.compress(b"") != payload
+    assert codec.undecodable == 1  # rejected and counted, after the signature passed
+    with pytest.raises(zlib.error):
+        zlib.decompress(payload)  # the payload really is invalid zlib
 
 
 def test_signed_pickle_of_a_vanished_class_is_a_miss(codec):

@@ -8,6 +8,7 @@ from flask import Flask
 
 from flask_rediscache import ConfigError, RedisCache
 from flask_rediscache.clients import memory_server
+from flask_rediscache.state import get_state
 
 
 def test_registered_in_extensions(make_app):
@@ -25,7 +26,7 @@ def test_memory_url_needs_no_server():
         assert cache.delete("k") is True
         assert cache.get("k") is None
     # Purposes and apps on the same memory:// URL share one in-process server.
-    state = app.extensions["rediscache_state"]
+    state = get_state(app)
     assert state.targets["cache"] is state.targets["session"]
     assert memory_server("memory://no-server") is memory_server("memory://no-server")
 
@@ -62,7 +63,7 @@ def test_app_passed_to_constructor_works_outside_context(redis_server):
 def test_separate_urls_get_separate_pools(redis_factory, make_app):
     a, b = redis_factory(), redis_factory()
     app = make_app(REDIS_CACHE_URL=a.url, REDIS_SESSION_URL=b.url)
-    state = app.extensions["rediscache_state"]
+    state = get_state(app)
     assert state.targets["cache"].client is not state.targets["session"].client
     with app.app_context():
         app.extensions["rediscache"].set("k", 1)

@@ -12,7 +12,7 @@ import pytest
 from flask_rediscache import signals
 
 from .servers import free_port
-from .test_cache import commands
+from .support import commands
 
 
 class Calls:
@@ -230,9 +230,9 @@ class Plain:
         return f"{cls.__name__}{x}"
 
 
-def test_method_keyed_on_cache_key(cache):
+def test_method_keyed_on_cache_key(cache, monkeypatch):
     calls = Calls()
-    Repo.cached_load = cache.memoize()(Repo.load)
+    monkeypatch.setattr(Repo, "cached_load", cache.memoize()(Repo.load), raising=False)
     a1, a2, b = Repo(1, calls), Repo(1, calls), Repo(2, calls)
     assert a1.cached_load(5) == (1, 5)
     assert a2.cached_load(5) == (1, 5)  # same __cache_key__: same entry
@@ -241,10 +241,11 @@ def test_method_keyed_on_cache_key(cache):
     assert len(calls) == 2
 
 
-def test_method_keyed_on_repr_and_classmethod(cache):
-    Plain.calls = Calls()
-    Plain.cached_load = cache.memoize()(Plain.load)
-    Plain.cached_build = classmethod(cache.memoize()(Plain.build.__func__))
+def test_method_keyed_on_repr_and_classmethod(cache, monkeypatch):
+    monkeypatch.setattr(Plain, "calls", Calls())
+    monkeypatch.setattr(Plain, "cached_load", cache.memoize()(Plain.load), raising=False)
+    monkeypatch.setattr(Plain, "cached_build", classmethod(cache.memoize()(Plain.build.__func__)),
+                        raising=False)
     assert Plain(2).cached_load(3) == 6
     assert Plain(2).cached_load(3) == 6
     assert Plain(3).cached_load(3) == 9
@@ -252,9 +253,9 @@ def test_method_keyed_on_repr_and_classmethod(cache):
     assert len(Plain.calls) == 3
 
 
-def test_delete_memoized_on_methods(cache):
+def test_delete_memoized_on_methods(cache, monkeypatch):
     calls = Calls()
-    Repo.cached_load = cache.memoize()(Repo.load)
+    monkeypatch.setattr(Repo, "cached_load", cache.memoize()(Repo.load), raising=False)
     a, b = Repo(1, calls), Repo(2, calls)
     for obj in (a, b):
         obj.cached_load(1)

@@ -16,6 +16,8 @@ import pytest
 import redis
 from flask import session
 
+from flask_rediscache.state import get_state
+
 from .support import Recorder
 from .topology_servers import acl_denials, acl_user
 
@@ -145,7 +147,7 @@ def test_refused_commands_and_keys_fail_open(make_app, server):
     assert all(isinstance(c["exception"], redis.exceptions.NoPermissionError) for c in errors.calls)
     assert ("key", "other:k") in _denied(server, "rails")
     # NOPERM proves the server answers: the breaker stays closed.
-    assert app.extensions["rediscache_state"].guards["cache"].breaker.state == "closed"
+    assert get_state(app).boundaries["cache"].breaker.state == "closed"
 
 
 def test_connection_handshake_needs_no_extra_permission(make_app, server):

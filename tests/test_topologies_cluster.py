@@ -19,6 +19,7 @@ from flask import session
 from redis.cluster import RedisCluster
 
 from flask_rediscache.clients import LazyCluster
+from flask_rediscache.state import get_state
 
 from .support import Recorder
 from .topology_servers import RedisClusterNodes, acl_denials, acl_user, free_port, wait_until
@@ -61,10 +62,10 @@ def _spread(cluster: RedisClusterNodes, pattern: bytes = b"cache:*") -> list[int
 
 
 def test_target_is_a_real_cluster_client_with_bounded_pools(app, cluster):
-    target = app.extensions["rediscache_state"].targets["cache"]
+    target = get_state(app).targets["cache"]
     assert target.kind == "cluster" and target.is_cluster
     assert isinstance(target.client, RedisCluster)
-    assert app.extensions["rediscache_state"].cache.is_cluster
+    assert get_state(app).store.is_cluster
     with app.app_context():
         app.extensions["rediscache"].set("k", 1)
     for node in target.client.get_primaries():
@@ -98,7 +99,7 @@ def test_exhausted_node_pool_is_not_taken_for_a_dead_node(make_app, cluster):
             pool.release(held)
         assert [str(c["exception"]) for c in errors.calls] == ["No connection available."]
         # Not a connection failure: the breaker stays closed, the slot map was not reloaded.
-        assert app.extensions["rediscache_state"].guards["cache"].breaker.state == "closed"
+        assert get_state(app).boundaries["cache"].breaker.state == "closed"
         assert not any(node.commandstats().get("cluster|slots") for node in cluster.nodes)
         assert held._sock is not None  # the idle connection was not dropped
         assert cache.get("busy") == 1
@@ -234,7 +235,7 @@ def test_cluster_down_at_start_fails_open_and_connects_later(make_app):
         errors = Recorder()
         app = make_app(REDIS_CLUSTER=nodes.seeds, REDIS_ERROR_HANDLER=errors,
                        REDIS_CIRCUIT_BREAKER_COOLDOWN=0.2, REDIS_RECONNECT_DELAY_MAX=0.2)
-        client = app.extensions["rediscache_state"].targets["cache"].client
+        client = get_state(app).targets["cache"].client
         assert isinstance(client, LazyCluster)
         with app.app_context():
             cache = app.extensions["rediscache"]
@@ -285,7 +286,7 @@ def test_whole_cluster_dying_fails_open(make_app):
 def test_unreachable_seed_list_is_named_without_password(make_app, caplog):
     port = free_port()
     app = make_app(REDIS_CLUSTER=[f"redis://:hunter2@127.0.0.1:{port}"])
-    target = app.extensions["rediscache_state"].targets["cache"]
+    target = get_state(app).targets["cache"]
     assert target.name == f"cluster redis://:***@127.0.0.1:{port}"
     assert "hunter2" not in caplog.text
     with app.app_context():

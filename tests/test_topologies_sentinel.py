@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from flask_rediscache.clients import BlockingSentinelConnectionPool
+from flask_rediscache.state import get_state
 
 from .support import Recorder
 from .topology_servers import SentinelSetup, start_sentinel_setup, wait_until
@@ -35,7 +36,7 @@ def _wait_for_replication(setup: SentinelSetup) -> None:
 
 def test_cache_goes_to_the_master_the_sentinel_names(make_app, setup):
     app = make_app(**setup.config())
-    state = app.extensions["rediscache_state"]
+    state = get_state(app)
     assert state.targets["cache"].kind == "sentinel"
     assert state.targets["cache"].name == f"sentinel m@127.0.0.1:{setup.sentinel.port}"
     with app.app_context():
@@ -51,7 +52,7 @@ def test_cache_goes_to_the_master_the_sentinel_names(make_app, setup):
 def test_pool_size_timeouts_and_retry_reach_the_sentinel_pool(make_app, setup):
     app = make_app(**setup.config(), REDIS_POOL_SIZE=2, REDIS_POOL_TIMEOUT=0.2, REDIS_READ_TIMEOUT=0.7,
                    REDIS_CONNECT_TIMEOUT=0.3, REDIS_RECONNECT_ATTEMPTS=2)
-    client = app.extensions["rediscache_state"].targets["cache"].client
+    client = get_state(app).targets["cache"].client
     pool = client.connection_pool
     assert isinstance(pool, BlockingSentinelConnectionPool)
     assert pool.max_connections == 2

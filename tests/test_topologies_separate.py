@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from flask import session
 
+from flask_rediscache.state import get_state
+
 from .support import Recorder
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,13 +47,13 @@ def test_cache_keys_on_one_server_sessions_on_the_other(make_app, two):
     app = make_app(REDIS_CACHE_URL=cache_server.url, REDIS_SESSION_URL=session_server.url,
                    REDIS_ERROR_HANDLER=errors)
     _routes(app)
-    state = app.extensions["rediscache_state"]
+    state = get_state(app)
     assert state.targets["cache"] is not state.targets["session"]
     pools = [state.targets[purpose].client.connection_pool for purpose in ("cache", "session")]
     assert pools[0] is not pools[1]
     assert [p.connection_kwargs["port"] for p in pools] == [cache_server.port, session_server.port]
     assert state.targets["cache"].purposes == ["cache"] and state.targets["session"].purposes == ["session"]
-    assert state.guards["cache"].breaker is not state.guards["session"].breaker
+    assert state.boundaries["cache"].breaker is not state.boundaries["session"].breaker
     with app.app_context():
         cache = app.extensions["rediscache"]
         cache.set("k", 1)
@@ -76,10 +78,10 @@ def test_cache_keys_on_one_server_sessions_on_the_other(make_app, two):
 
 def test_same_url_shares_one_pool(make_app, redis_server):
     app = make_app(REDIS_CACHE_URL=redis_server.url, REDIS_SESSION_URL=redis_server.url)
-    state = app.extensions["rediscache_state"]
+    state = get_state(app)
     assert state.targets["cache"] is state.targets["session"]
     assert state.targets["cache"].purposes == ["cache", "session"]
-    assert state.guards["cache"].breaker is state.guards["session"].breaker
+    assert state.boundaries["cache"].breaker is state.boundaries["session"].breaker
 
 
 def test_cache_server_down_keeps_sessions_working(make_app, two):
@@ -96,9 +98,9 @@ def test_cache_server_down_keeps_sessions_working(make_app, two):
         cache = app.extensions["rediscache"]
         for _ in range(3):
             assert cache.get("k") is None and cache.set("k", 1) is False
-    state = app.extensions["rediscache_state"]
-    assert state.guards["cache"].breaker.state == "open"
-    assert state.guards["session"].breaker.state == "closed"
+    state = get_state(app)
+    assert state.boundaries["cache"].breaker.state == "open"
+    assert state.boundaries["session"].breaker.state == "closed"
     assert client.get("/me").json == {"user": "ada"}
     assert client.get("/cached").data == b"page"  # the view runs uncached
     assert client.post("/login/bob").status_code == 200
@@ -116,4 +118,4 @@ def test_session_server_down_keeps_the_cache_working(make_app, two):
     with app.app_context():
         cache = app.extensions["rediscache"]
         assert cache.set("k", 1) is True and cache.get("k") == 1
-    assert app.extensions["rediscache_state"].guards["cache"].breaker.state == "closed"
+    assert get_state(app).boundaries["cache"].breaker.state == "closed"

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from flask_rediscache.config import ConfigError
+from flask_rediscache.state import get_state
 
 from .support import Recorder
 from .topology_servers import Certificates, TLSRedisServer, make_certificates
@@ -51,7 +52,7 @@ def test_verified_tls_connection(make_app, tls_server, certs):
     errors = Recorder()
     app = make_app(REDIS_URL=server.url, REDIS_SSL_CA_CERTS=certs.ca, REDIS_ERROR_HANDLER=errors,
                    REDIS_POOL_SIZE=4)
-    assert app.extensions["rediscache_state"].targets["cache"].name == server.url
+    assert get_state(app).targets["cache"].name == server.url
     with app.app_context():
         cache = app.extensions["rediscache"]
         assert cache.set("k", {"tls": True}) is True
@@ -91,7 +92,7 @@ def test_many_new_tls_connections_then_reuse(make_app, tls_server, certs):
     for thread in threads:
         thread.join(20)
     assert failures == [] and errors.calls == []
-    pool = app.extensions["rediscache_state"].targets["cache"].client.connection_pool
+    pool = get_state(app).targets["cache"].client.connection_pool
     assert 2 <= len(pool._connections) <= 4
     assert server.client().dbsize() == 200
 
@@ -160,7 +161,7 @@ def test_tls_with_password_and_separate_session_url(make_app, tls_server, certs)
     server = tls_server(password="s3cret")
     app = make_app(REDIS_CACHE_URL=server.url, REDIS_SESSION_URL=server.url.replace("/0", "/1"),
                    REDIS_SSL_CA_CERTS=certs.ca)
-    targets = app.extensions["rediscache_state"].targets
+    targets = get_state(app).targets
     assert targets["cache"] is not targets["session"]
     assert "s3cret" not in targets["cache"].name
     with app.app_context():

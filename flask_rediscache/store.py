@@ -1,0 +1,224 @@
+"""The strict store: the only module that sends the cache's commands to redis-py.
+
+Every method raises Redis' own errors; the fail-open decision is made one
+level up, by :class:`~flask_rediscache.failopen.Boundary`. Only redis-py's
+public client API is used (client methods, non-transactional pipelines and
+``scan_iter``).
+
+Retries: commands that are safe to repeat (GET, SET without NX, MGET,
+UNLINK, EXISTS, TTL, EXPIRE, SCAN) go through the purpose's
+:class:`~flask_rediscache.retrying.Retrier` (``REDIS_RECONNECT_*``); each
+retry checks a connection out of the pool again, which is what moves a
+Sentinel client to a newly elected master. Commands that are not safe to
+repeat once they may have reached the server (``INCRBY``, ``SET NX``, lock
+acquisition) are sent once: a lost reply is an error, never a second
+increment or a lock we then wait on ourselves.
+
+The entry format is the :class:`~flask_rediscache.codec.Codec`'s; this module
+owns the one read path (fetch → verify → decode → judge freshness) and the
+Cluster slot grouping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final, NamedTuple
+
+from redis.exceptions import ResponseError
+
+from .codec import MISS, Codec
+from .retrying import Retrier
+
+#: Keys fetched per SCAN call and deleted per UNLINK.
+SCAN_BATCH: Final = 1000
+
+
+class Entry(NamedTuple):
+    """What a read found: ``value`` (or :data:`~flask_rediscache.codec.MISS`)
+    and whether it is past its logical expiry (kept only for ``race_condition_ttl``)."""
+
+    value: Any
+    stale: bool
+
+
+MISSING: Final = Entry(MISS, False)
+
+
+class Store:
+    """Cache-purpose commands for one app: raw Redis keys in, Python values out."""
+
+    def __init__(self, client: Any, retrier: Retrier, codec: Codec, *, is_cluster: bool = False) -> None:
+        self.client = client
+        self._idempotent = retrier
+        self.codec = codec
+        self.is_cluster = is_cluster
+        self._expire_nx = True  # EXPIRE ... NX needs Redis >= 7; cleared on the first refusal
+
+    # -- reads -------------------------------------------------------------
+    def entry(self, rkey: bytes, raw: bytes | None, counters: bool) -> Entry:
+        """Verify, decode and judge the freshness of one stored value."""
+        if raw is None:
+            return MISSING
+        value, expires_at = self.codec.decode(rkey, raw, counters)
+        if value is MISS:
+            return MISSING
+        return Entry(value, expires_at is not None and expires_at <= time.time())
+
+    def read(self, rkey: bytes, counters: bool = False) -> Entry:
+        """``GET`` one entry."""
+        client = self.client
+        raw = self._idempotent(lambda: client.get(rkey))
+        return self.entry(rkey, raw, counters)
+
+    def read_many(self, rkeys: Sequence[bytes], counters: bool = False) -> list[Entry]:
+        """One ``MGET`` (one per slot on a cluster), in the order of ``rkeys``."""
+        client = self.client
+        if self.is_cluster:
+            raws = self._idempotent(lambda: client.mget_nonatomic(rkeys))
+        else:
+            raws = self._idempotent(lambda: client.mget(rkeys))
+        # The hot loop of get_many: one decode call per entry, one clock read per batch.
+        decode = self.codec.decode
+        now = time.time()
+        out: list[Entry] = []
+        append = out.append
+        for rkey, raw in zip(rkeys, raws, strict=True):
+            if raw is None:
+                append(MISSING)
+                continue
+            value, expires_at = decode(rkey, raw, counters)
+            if value is MISS:
+                append(MISSING)
+            else:
+                append(Entry(value, expires_at is not None and expires_at <= now))
+        return out
+
+    def exists(self, rkey: bytes) -> bool:
+        client = self.client
+        return bool(self._idempotent(lambda: client.exists(rkey)))
+
+    def ttl(self, rkey: bytes) -> int:
+        """Redis' ``TTL``: seconds, -1 without expiry, -2 missing."""
+        client = self.client
+        return int(self._idempotent(lambda: client.ttl(rkey)))
+
+    # -- writes --------------------------------------------------------------
+    def encode(self, rkey: bytes, value: Any, *, signed: bool = False,
+               expires_at: float | None = None) -> bytes:
+        """The stored bytes of ``value`` (raises what pickle raises)."""
+        # Decorators and fetch read signed entries only: never the plain counter form there.
+        return self.codec.encode(rkey, value, expires_at, counter=not signed)
+
+    def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
+        """``SET key data EX ttl`` (no expiry when ``ttl`` is 0); safe to repeat."""
+        ex = ttl + math.ceil(extra_ttl) if ttl else None
+        client = self.client
+        return bool(self._idempotent(lambda: client.set(rkey, data, ex=ex)))
+
+    def add(self, rkey: bytes, data: bytes, ttl: int) -> bool:
+        """``SET NX``: sent once, never retried (a lost reply must not turn into
+        "someone else stored it")."""
+        return bool(self.client.set(rkey, data, ex=ttl or None, nx=True))
+
+    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int) -> list[bool]:
+        """Every ``SET`` in one non-transactional pipeline."""
+        client = self.client
+        ex = ttl or None
+
+        def run() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for rkey, data in items:
+                pipe.set(rkey, data, ex=ex)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        return [bool(ok) for ok in self._idempotent(run)]
+
+    def unlink(self, rkeys: Sequence[bytes]) -> int:
+        """``UNLINK`` (per key on a cluster, where keys of different slots can't
+        share a command); returns how many existed."""
+        client = self.client
+        if not self.is_cluster:
+            return int(self._idempotent(lambda: client.unlink(*rkeys)))
+
+        def run() -> int:
+            pipe = client.pipeline(transaction=False)
+            for rkey in rkeys:
+                pipe.unlink(rkey)
+            return sum(pipe.execute())
+
+        return self._idempotent(run)
+
+    def incr(self, rkey: bytes, delta: int, ttl: int) -> int:
+        """``INCRBY`` plus ``EXPIRE NX`` in one round trip; sent once, never retried.
+
+        ``ttl`` is set only when the key has none, so a rate-limit window is not
+        extended by each hit.
+        """
+        client = self.client
+        if not ttl:
+            return int(client.incrby(rkey, delta))
+        pipe = client.pipeline(transaction=False)
+        pipe.incrby(rkey, delta)
+        if self._expire_nx:
+            pipe.expire(rkey, ttl, nx=True)
+        else:
+            pipe.ttl(rkey)
+        value, second = pipe.execute(raise_on_error=False)
+        if isinstance(value, Exception):
+            raise value
+        if isinstance(second, ResponseError):
+            # Redis < 7 has no EXPIRE NX: read the TTL instead (one more round
+            # trip, and a tiny window where two callers both set it: harmless).
+            self._expire_nx = False
+            second = self.ttl(rkey)
+        if not self._expire_nx and second == -1:
+            client.expire(rkey, ttl)  # idempotent, but the INCRBY must not be repeated with it
+        return int(value)
+
+    # -- stampede locks ----------------------------------------------------------
+    def acquire(self, lock: bytes, token: bytes, ms: int) -> bool:
+        """``SET lock token NX PX ms``: sent once (see the module docstring)."""
+        return bool(self.client.set(lock, token, nx=True, px=ms))
+
+    def release(self, lock: bytes, token: bytes) -> None:
+        """Delete ``lock`` if it still holds ``token``. GET + UNLINK rather than
+        a script, so a ``+@read +@write`` ACL user can do it; the race window
+        is one round trip on a lock that has already expired."""
+        client = self.client
+        if self._idempotent(lambda: client.get(lock)) == token:
+            self._idempotent(lambda: client.unlink(lock))
+
+    # -- the namespace -----------------------------------------------------------
+    def scan(self, match: bytes, count: int = SCAN_BATCH) -> Iterator[bytes]:
+        """Every key matching the glob ``match`` (every primary of a cluster)."""
+        if self.is_cluster:
+            from redis.cluster import RedisCluster
+
+            keys: Iterable[bytes] = self.client.scan_iter(match=match, count=count,
+                                                          target_nodes=RedisCluster.PRIMARIES)
+        else:
+            keys = self.client.scan_iter(match=match, count=count)
+        yield from keys
+
+    def delete_matching(self, match: bytes, progress: Callable[[int], None] | None = None) -> int:
+        """``SCAN`` + ``UNLINK`` in batches, never ``KEYS``; returns how many were deleted.
+
+        If Redis fails midway the error propagates; what was deleted so far stays deleted.
+        """
+        deleted = 0
+        batch: list[bytes] = []
+        for rkey in self.scan(match):
+            batch.append(rkey)
+            if len(batch) >= SCAN_BATCH:
+                deleted += self.unlink(batch)
+                batch = []
+                if progress is not None:
+                    progress(deleted)
+        if batch:
+            deleted += self.unlink(batch)
+            if progress is not None:
+                progress(deleted)
+        return deleted
+
