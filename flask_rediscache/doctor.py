@@ -1,25 +1,40 @@
 """``flask redis doctor``: the Rails guide's anti-patterns, checked against a live setup.
 
 Each check is a :class:`Finding` (pass / warn / fail / skip) with a one-line
-fix. Config-only checks need no server; server checks reuse the diagnostics of
-:mod:`flask_rediscache.health` (INFO, CONFIG GET when INFO is refused, SCAN)
-and report "skipped: no permission" when an ACL forbids them.
+fix; ``flask redis doctor`` exits 1 when any check fails and 0 otherwise
+(warnings included). Every check and its levels are listed in one table in
+docs/operations.rst, and a test holds the two together. Config-only checks
+need no server; server checks use the diagnostics of
+:mod:`~flask_rediscache.probes` and :mod:`~flask_rediscache.info` (the
+write/read/delete probe, INFO, CONFIG GET when INFO is refused, SCAN) and
+report "skipped: no permission" when an ACL forbids a check that is not
+essential.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-import shlex
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask
 
 from .clients import Target
-from .health import (
+from .doctor_config import (
+    Finding,
+    default_timeout_finding,
+    error_handler_finding,
+    plural,
+    pool_finding,
+    security_findings,
+    thread_hint,
+    timeouts_finding,
+    worst_case_finding,
+)
+from .info import as_int, flatten_info, human_bytes, server_dbsize, server_info, text_of
+from .keyspace import decode_key, scan_keys
+from .probes import (
     FAIL,
     PASS,
     SKIP,
@@ -27,108 +42,31 @@ from .health import (
     Probe,
     Problem,
     active_purposes,
-    as_int,
-    decode_key,
+    check_access,
     distinct_targets,
-    flatten_info,
-    human_bytes,
     namespace_match,
-    scan_keys,
-    server_dbsize,
-    server_info,
+    settings_secrets,
 )
 
 if TYPE_CHECKING:
-    from .extension import AppState
+    from .state import AppState
 
 #: How many namespace keys ``doctor`` samples for a TTL, and how many SCAN calls it may spend finding them.
 TTL_SAMPLE = 100
 TTL_SAMPLE_SCANS = 50
-#: Timeouts above this many seconds make a hung Redis hold requests for too long.
-LONG_TIMEOUT = 5.0
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One doctor check: ``status`` is pass/warn/fail/skip; ``fix`` is one line."""
-
-    status: str
-    check: str
-    message: str
-    fix: str = ""
-    #: The server the finding is about (``"cache+session Redis (redis://…)"``); empty for app settings.
-    scope: str = ""
-
-
-def _is_loopback(host: str | None, scheme: str) -> bool:
-    if scheme in ("unix", "memory"):
-        return True
-    if not host:
-        return True  # redis-py's default is localhost
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_private(host: str) -> bool:
-    """RFC 1918 addresses and single-label names (docker-compose/k8s service names)."""
-    try:
-        return ipaddress.ip_address(host).is_private
-    except ValueError:
-        return "." not in host
-
-
-def thread_hint(option: int | None, environ: Any = None) -> tuple[int | None, str]:
-    """Threads per worker from ``--threads``, GUNICORN_THREADS, THREADS or GUNICORN_CMD_ARGS."""
-    env = os.environ if environ is None else environ
-    if option:
-        return option, "--threads"
-    for name in ("GUNICORN_THREADS", "THREADS"):
-        value = env.get(name, "")
-        if value.strip().isdigit():
-            return int(value), name
-    args = env.get("GUNICORN_CMD_ARGS", "")
-    try:
-        words = shlex.split(args)
-    except ValueError:
-        words = args.split()
-    for i, word in enumerate(words):
-        match = re.fullmatch(r"--threads(?:=(\d+))?", word)
-        if match:
-            value = match.group(1) or (words[i + 1] if i + 1 < len(words) else "")
-            if value.isdigit():
-                return int(value), "GUNICORN_CMD_ARGS"
-    return None, ""
+__all__ = ["Finding", "doctor", "thread_hint"]
 
 
 def _label(purposes: list[str], target: Target) -> str:
     return f"{'+'.join(purposes)} Redis ({target.name})"
 
 
-def _url_for(state: AppState, purpose: str) -> str:
-    return state.settings.cache_url if purpose == "cache" else state.settings.session_url
-
-
-def _endpoints(state: AppState, purpose: str) -> list[tuple[str, str | None, bool]]:
-    """``(scheme, host, has_password)`` of every address the target's client dials."""
-    settings = state.settings
-    url = urlsplit(_url_for(state, purpose))
-    if settings.cluster:
-        seeds = [urlsplit(seed) for seed in settings.cluster]
-        return [(s.scheme, s.hostname, bool(s.password or url.password)) for s in seeds]
-    if settings.sentinels:
-        return [(url.scheme, host, bool(url.password)) for host, _ in settings.sentinels]
-    return [(url.scheme, url.hostname, bool(url.password))]
-
-
 def _server_memory(probe: Probe, info: dict[str, Any] | None,
                    info_problem: Problem | None) -> tuple[int | None, str | None, Problem | None]:
     """maxmemory and policy from INFO, or CONFIG GET when INFO is refused."""
     if info is not None and "maxmemory" in info:
-        return as_int(info.get("maxmemory")), info.get("maxmemory_policy"), None
+        return as_int(info.get("maxmemory")), text_of(info.get("maxmemory_policy")), None
     data, problem = probe.call("CONFIG GET", probe.client.config_get, "maxmemory*")
     if problem is not None:
         if info_problem is not None and problem.permission:
@@ -136,7 +74,7 @@ def _server_memory(probe: Probe, info: dict[str, Any] | None,
             return None, None, Problem(f"{info_problem.reason} or {refused}", permission=True)
         return None, None, problem
     data = flatten_info(data) if isinstance(data, dict) else {}
-    return as_int(data.get("maxmemory")), data.get("maxmemory-policy"), None
+    return as_int(data.get("maxmemory")), text_of(data.get("maxmemory-policy")), None
 
 
 def _memory_findings(purposes: list[str], maxmemory: int | None,
@@ -192,9 +130,12 @@ def _ttl_finding(probe: Probe, prefix: str) -> Finding:
     if not sampled:
         return Finding(PASS, "ttl", f"no keys under {prefix}: to sample")
     if forever:
-        return Finding(WARN, "ttl", f"{len(forever)} of {sampled} sampled keys under {prefix}: have "
-                       f"no TTL (e.g. {forever[0][:80]})",
+        have = "has" if len(forever) == 1 else "have"
+        return Finding(WARN, "ttl", f"{len(forever)} of {plural(sampled, 'sampled key')} under {prefix}: "
+                       f"{have} no TTL (e.g. {forever[0][:80]})",
                        "give entries a timeout (REDIS_DEFAULT_TIMEOUT > 0; avoid timeout=0)")
+    if sampled == 1:
+        return Finding(PASS, "ttl", f"the 1 sampled key under {prefix}: expires")
     return Finding(PASS, "ttl", f"all {sampled} sampled keys under {prefix}: expire")
 
 
@@ -202,9 +143,10 @@ def doctor(app: Flask, state: AppState, threads: int | None = None,
            environ: Any = None) -> list[Finding]:
     """Check the app's Redis setup against the anti-patterns of the Rails guide.
 
-    Config-only checks need no server; server checks use INFO (or CONFIG GET
-    when INFO is refused) and SCAN, and say "skipped: no permission" when the
-    ACL forbids them. Per-server findings carry the server as ``scope``.
+    Config-only checks need no server; server checks prove each purpose can
+    write, read and delete under its prefix, then use INFO (or CONFIG GET when
+    INFO is refused) and SCAN, and say "skipped: no permission" when the ACL
+    forbids those. Per-server findings carry the server as ``scope``.
     """
     env = os.environ if environ is None else environ
     settings = state.settings
@@ -216,14 +158,12 @@ def doctor(app: Flask, state: AppState, threads: int | None = None,
         scope = _label(purposes, target)
         found = _target_findings(state, target, purposes, production, env, infos)
         findings.extend(replace(finding, scope=scope) for finding in found)
-    if settings.default_timeout == 0:
-        findings.append(Finding(WARN, "ttl", "REDIS_DEFAULT_TIMEOUT=0: entries never expire unless evicted",
-                                "set a default such as REDIS_DEFAULT_TIMEOUT = 300"))
+    findings.append(default_timeout_finding(settings.default_timeout))
     findings.append(_separate_purposes_finding(state, targets, infos))
-    findings.append(_pool_finding(settings.pool_size, settings.pool_timeout, threads, env))
-    findings.append(_timeouts_finding(settings.connect_timeout, settings.read_timeout,
-                                      settings.write_timeout))
-    findings.append(_error_handler_finding(settings.error_handler is not None, production))
+    findings.append(pool_finding(settings.pool_size, settings.pool_timeout, threads, env))
+    findings.append(timeouts_finding(settings.connect_timeout, settings.read_timeout))
+    findings.append(worst_case_finding(settings))
+    findings.append(error_handler_finding(settings.error_handler is not None, production))
     return findings
 
 
@@ -234,8 +174,8 @@ def _target_findings(state: AppState, target: Target, purposes: list[str], produ
         return [Finding(FAIL if production else WARN, "memory-url", "memory:// is per process; gunicorn "
                         "workers would not share the cache or sessions",
                         "set REDIS_URL to a real server (redis:// or rediss://)")]
-    out = _security_findings(state, purposes)
-    probe = Probe(target)
+    out = security_findings(state, purposes)
+    probe = Probe(target, settings_secrets(state.settings))
     _, problem = probe.call("DBSIZE", server_dbsize, target)
     if problem is not None and not problem.permission:
         out.append(Finding(FAIL, "connect", f"cannot use the server: {problem}",
@@ -248,6 +188,8 @@ def _target_findings(state: AppState, target: Target, purposes: list[str], produ
     if info is not None:
         infos[id(target)] = info
     out.append(Finding(PASS, "connect", "reachable" + (f" ({info_problem.reason})" if info_problem else "")))
+    prefixes = active_purposes(state)
+    out.extend(_access_finding(probe, purpose, prefixes[purpose]) for purpose in purposes)
     maxmemory, policy, problem = _server_memory(probe, info, info_problem)
     if problem is not None and problem.permission:
         out.append(Finding(SKIP, "maxmemory", f"skipped: {problem.reason}"))
@@ -258,43 +200,36 @@ def _target_findings(state: AppState, target: Target, purposes: list[str], produ
     if info is not None and info.get("role") == "slave":
         out.append(Finding(FAIL, "replica", "connected to a read-only replica; cache and session writes "
                            "fail with READONLY", "point the URL at the master (or use Sentinel)"))
-    prefixes = active_purposes(state)
     out.extend(_ttl_finding(probe, prefixes[purpose]) for purpose in purposes)
     out.extend(_maxclients_finding(state, info, env))
     return out
 
 
-def _security_findings(state: AppState, purposes: list[str]) -> list[Finding]:
-    out = []
-    endpoints = _endpoints(state, purposes[0])
-    remote = [(scheme, host or "", pw) for scheme, host, pw in endpoints if not _is_loopback(host, scheme)]
-    if not remote:
-        out.append(Finding(PASS, "password", "loopback/unix only"))
-        out.append(Finding(PASS, "tls", "loopback/unix only, TLS not needed"))
-        return out
-    hosts = ", ".join(sorted({host for _, host, _ in remote}))
-    if any(not pw for _, _, pw in remote):
-        out.append(Finding(FAIL, "password", f"no password for {hosts}; anyone who can reach it can "
-                           "read and change the cache and sessions",
-                           "set requirepass (or an ACL user) and put the password in the URL"))
+def _access_finding(probe: Probe, purpose: str, prefix: str) -> Finding:
+    """``access``: the purpose's user can SET, GET and UNLINK a probe key under its prefix."""
+    problem = check_access(probe, purpose, prefix)
+    if problem is None:
+        return Finding(PASS, "access", f"{purpose} can write, read and delete under {prefix}:")
+    if problem.permission:
+        fix = (f"allow the key pattern ~{prefix}:* for this user (ACL SETUSER ... ~{prefix}:*)"
+               if "key pattern" in problem.reason else "grant +@read +@write (see docs/topologies/acl)")
     else:
-        out.append(Finding(PASS, "password", "authenticates with a password"))
-    plain = sorted({host for scheme, host, _ in remote if scheme != "rediss"})
-    if not plain:
-        if state.settings.ssl_cert_reqs == "none":
-            out.append(Finding(WARN, "tls", "TLS without certificate verification "
-                               "(REDIS_SSL_CERT_REQS='none')",
-                               "keep REDIS_SSL_CERT_REQS='required' and set REDIS_SSL_CA_CERTS"))
-        else:
-            out.append(Finding(PASS, "tls", "TLS (rediss://)"))
-    elif all(_is_private(host) for host in plain):
-        out.append(Finding(WARN, "tls", f"plaintext redis:// to {', '.join(plain)} "
-                           "(private network)",
-                           "use rediss:// unless the network is trusted end to end"))
-    else:
-        out.append(Finding(FAIL, "tls", f"plaintext redis:// to remote host {', '.join(plain)}; "
-                           "passwords and data cross the network unencrypted", "use rediss://"))
-    return out
+        fix = "see flask redis health; writes must succeed for the cache and sessions to work"
+    return Finding(FAIL, "access", str(problem), fix)
+
+
+def _maxclients_finding(state: AppState, info: dict[str, Any] | None, env: Any) -> list[Finding]:
+    workers = env.get("WEB_CONCURRENCY", "")
+    maxclients = as_int((info or {}).get("maxclients"))
+    if not workers.strip().isdigit() or maxclients is None:
+        return []
+    needed = int(workers) * state.settings.pool_size
+    if needed > maxclients:
+        return [Finding(WARN, "maxclients", f"WEB_CONCURRENCY={workers} workers x REDIS_POOL_SIZE="
+                        f"{state.settings.pool_size} = {needed} connections, above maxclients {maxclients}",
+                        "raise maxclients or lower REDIS_POOL_SIZE")]
+    return [Finding(PASS, "maxclients",
+                    f"up to {needed} connections, within maxclients {maxclients}")]
 
 
 def _separate_purposes_finding(state: AppState, targets: list[tuple[Target, list[str]]],
@@ -322,47 +257,3 @@ def _separate_purposes_finding(state: AppState, targets: list[tuple[Target, list
     return Finding(PASS, "separate-purposes", "cache and sessions use separate Redis servers")
 
 
-def _pool_finding(pool_size: int, pool_timeout: float, threads: int | None, env: Any) -> Finding:
-    count, source = thread_hint(threads, env)
-    if count is None:
-        return Finding(SKIP, "pool", f"REDIS_POOL_SIZE={pool_size}; skipped: threads per worker unknown "
-                       "(pass --threads N or set GUNICORN_THREADS)")
-    if count > pool_size:
-        return Finding(FAIL, "pool", f"REDIS_POOL_SIZE={pool_size} but {count} threads per worker "
-                       f"({source}); "
-                       f"busy threads wait up to REDIS_POOL_TIMEOUT={pool_timeout:g}s for a connection",
-                       f"set REDIS_POOL_SIZE >= {count}")
-    return Finding(PASS, "pool", f"REDIS_POOL_SIZE={pool_size} covers {count} threads per worker ({source})")
-
-
-def _maxclients_finding(state: AppState, info: dict[str, Any] | None, env: Any) -> list[Finding]:
-    workers = env.get("WEB_CONCURRENCY", "")
-    maxclients = as_int((info or {}).get("maxclients"))
-    if not workers.strip().isdigit() or maxclients is None:
-        return []
-    needed = int(workers) * state.settings.pool_size
-    if needed > maxclients:
-        return [Finding(WARN, "maxclients", f"WEB_CONCURRENCY={workers} workers x REDIS_POOL_SIZE="
-                        f"{state.settings.pool_size} = {needed} connections, above maxclients {maxclients}",
-                        "raise maxclients or lower REDIS_POOL_SIZE")]
-    return [Finding(PASS, "maxclients",
-                    f"up to {needed} connections, within maxclients {maxclients}")]
-
-
-def _timeouts_finding(connect: float, read: float, write: float) -> Finding:
-    long = [f"{name}={value:g}s" for name, value in (("REDIS_CONNECT_TIMEOUT", connect),
-            ("REDIS_READ_TIMEOUT", read), ("REDIS_WRITE_TIMEOUT", write)) if value > LONG_TIMEOUT]
-    if long:
-        return Finding(WARN, "timeouts", f"{', '.join(long)}: a hung Redis holds each request that long",
-                       "use the Rails values: connect 2s, read 1s, write 1s")
-    return Finding(PASS, "timeouts", f"connect {connect:g}s, read {read:g}s, write {write:g}s")
-
-
-def _error_handler_finding(has_handler: bool, production: bool) -> Finding:
-    if has_handler:
-        return Finding(PASS, "error-handler", "REDIS_ERROR_HANDLER is set")
-    if not production:
-        return Finding(PASS, "error-handler", "no REDIS_ERROR_HANDLER (fine in debug/testing)")
-    return Finding(WARN, "error-handler",
-                   "no REDIS_ERROR_HANDLER: Redis errors are swallowed and only logged",
-                   "set REDIS_ERROR_HANDLER to report them (e.g. to Sentry)")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from flask_rediscache import doctor
-from flask_rediscache.doctor import thread_hint
+from flask_rediscache import doctor, doctor_config
+from flask_rediscache.doctor_config import thread_hint
+from flask_rediscache.state import get_state
 
 
 def state_of(app):
-    return app.extensions["rediscache_state"]
+    return get_state(app)
 
 
 @pytest.mark.parametrize(("option", "environ", "expected"), [
@@ -37,7 +38,7 @@ def test_thread_hint(option, environ, expected):
 def test_security_findings_from_the_url(make_app, url, password, tls):
     # Building the app does not connect; the security checks read the URL only.
     app = make_app(REDIS_URL=url)
-    found = {f.check: f for f in doctor._security_findings(state_of(app), ["cache", "session"])}
+    found = {f.check: f for f in doctor_config.security_findings(state_of(app), ["cache", "session"])}
     assert found["password"].status == password
     assert found["tls"].status == tls
     assert "pw" not in found["password"].message + found["tls"].message
@@ -45,7 +46,7 @@ def test_security_findings_from_the_url(make_app, url, password, tls):
 
 def test_tls_without_verification_is_a_warning(make_app):
     app = make_app(REDIS_URL="rediss://:pw@cache.example.com/0", REDIS_SSL_CERT_REQS="none")
-    found = {f.check: f for f in doctor._security_findings(state_of(app), ["cache"])}
+    found = {f.check: f for f in doctor_config.security_findings(state_of(app), ["cache"])}
     assert found["tls"].status == "warn" and "REDIS_SSL_CERT_REQS" in found["tls"].message
 
 
@@ -60,6 +61,6 @@ def test_memory_findings_for_session_only_server():
 
 def test_long_timeouts_warn(make_app):
     app = make_app(REDIS_URL="memory://timeouts", REDIS_READ_TIMEOUT=30)
-    found = doctor._timeouts_finding(*(getattr(state_of(app).settings, name)
-                                       for name in ("connect_timeout", "read_timeout", "write_timeout")))
+    settings = state_of(app).settings
+    found = doctor_config.timeouts_finding(settings.connect_timeout, settings.read_timeout)
     assert found.status == "warn" and "REDIS_READ_TIMEOUT=30s" in found.message

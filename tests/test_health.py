@@ -1,8 +1,9 @@
-"""flask_rediscache.health: the per-target check, error descriptions and the endpoint."""
+"""The per-target health check (checks.py), error descriptions (probes.py) and the endpoint (health.py)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
@@ -10,7 +11,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from flask_rediscache.health import Problem, check_all, describe_error
+from flask_rediscache import health
+from flask_rediscache.checks import check_all
+from flask_rediscache.probes import Problem, describe_error
+from flask_rediscache.state import get_state
 
 from .servers import free_port
 from .topology_servers import acl_user
@@ -19,11 +23,17 @@ PASSWORD = "endpoint-Pa55-word"
 
 
 def state_of(app):
-    return app.extensions["rediscache_state"]
+    return get_state(app)
+
+
+@pytest.fixture
+def no_reuse(monkeypatch):
+    """Every endpoint call probes again (the 1 s reuse is tested on its own below)."""
+    monkeypatch.setattr(health, "MAX_AGE", 0)
 
 
 # -- the endpoint ----------------------------------------------------------------
-def test_endpoint_200_then_503(redis_factory, make_app, caplog):
+def test_endpoint_200_then_503(redis_factory, make_app, caplog, no_reuse):
     server = redis_factory(password=PASSWORD)
     app = make_app(REDIS_URL=server.url, REDIS_HEALTH_ENDPOINT="/health/redis")
     client = app.test_client()
@@ -56,7 +66,7 @@ def test_endpoint_only_when_configured(app):
     assert app.test_client().get("/health/redis").status_code == 404
 
 
-def test_endpoint_sees_one_failed_purpose(redis_factory, make_app):
+def test_endpoint_sees_one_failed_purpose(redis_factory, make_app, no_reuse):
     cache_server, session_server = redis_factory(), redis_factory()
     app = make_app(REDIS_CACHE_URL=cache_server.url, REDIS_SESSION_URL=session_server.url,
                    REDIS_HEALTH_ENDPOINT="/healthz")
@@ -68,7 +78,7 @@ def test_endpoint_sees_one_failed_purpose(redis_factory, make_app):
     assert body["reason"] == "cache: connection refused"
 
 
-def test_endpoint_ignores_session_server_when_sessions_are_off(redis_factory, make_app):
+def test_endpoint_ignores_session_server_when_sessions_are_off(redis_factory, make_app, no_reuse):
     cache_server, session_server = redis_factory(), redis_factory()
     app = make_app(REDIS_CACHE_URL=cache_server.url, REDIS_SESSION_URL=session_server.url,
                    REDIS_SESSION=False, REDIS_HEALTH_ENDPOINT="/healthz")
@@ -76,6 +86,55 @@ def test_endpoint_ignores_session_server_when_sessions_are_off(redis_factory, ma
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert set(response.get_json()["checks"]) == {"cache"}
+
+
+def test_endpoint_reuses_a_result_for_up_to_a_second(redis_factory, make_app):
+    server = redis_factory()
+    app = make_app(REDIS_URL=server.url, REDIS_HEALTH_ENDPOINT="/healthz")
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    server.kill()
+    assert client.get("/healthz").status_code == 200  # the result of a moment ago
+    time.sleep(health.MAX_AGE + 0.1)
+    assert client.get("/healthz").status_code == 503
+
+
+def test_a_flood_of_checks_against_a_frozen_redis_costs_one_probe(redis_factory, make_app, monkeypatch):
+    # Issue 12.13: 20 concurrent requests while Redis is frozen (SIGSTOP) must not
+    # each hold a worker for a timeout: one probe runs, the others share its result.
+    server = redis_factory()
+    app = make_app(REDIS_URL=server.url, REDIS_HEALTH_ENDPOINT="/healthz", REDIS_READ_TIMEOUT=0.5,
+                   REDIS_CONNECT_TIMEOUT=0.5, REDIS_POOL_TIMEOUT=5)
+    probes = []
+    real = health.check_one
+
+    def counting(*args, **kwargs):
+        probes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(health, "check_one", counting)
+    statuses: list[int] = []
+    start = threading.Barrier(20)
+
+    def request() -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.get("/healthz").status_code)
+
+    server.pause()
+    try:
+        threads = [threading.Thread(target=request) for _ in range(20)]
+        began = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        elapsed = time.monotonic() - began
+    finally:
+        server.resume()
+    assert statuses == [503] * 20
+    assert len(probes) == 1
+    assert elapsed < 1.5, elapsed  # one probe (~0.5 s read timeout), not 20 in a pool of 5
 
 
 # -- check_target ----------------------------------------------------------------
@@ -94,7 +153,9 @@ def test_check_replica_role(redis_factory, make_app):
     primary = redis_factory()
     replica = redis_factory("--replicaof", "127.0.0.1", str(primary.port))
     [check] = check_all(state_of(make_app(REDIS_URL=replica.url)))
-    assert check.ok and check.role == "replica"
+    # A replica answers, but refuses the write probe: the cache and sessions could not work.
+    assert not check.ok and check.role == "replica"
+    assert check.access["cache"].reason == "cache: server is a read-only replica"
 
 
 def test_hung_server_is_a_timeout_within_the_read_timeout(redis_factory, make_app):
@@ -115,7 +176,7 @@ def test_hung_server_is_a_timeout_within_the_read_timeout(redis_factory, make_ap
 
 def test_noperm_on_ping_and_info_is_a_note(redis_factory, make_app):
     server = redis_factory()
-    url = acl_user(server, "reader", "reader-Pa55", "~cache:*", "+@read")
+    url = acl_user(server, "app", "app-Pa55", "~cache:*", "~session:*", "+@read", "+@write")
     [check] = check_all(state_of(make_app(REDIS_URL=url)))
     assert check.ok and check.version is None
     assert any("no permission for PING" in note for note in check.notes)
