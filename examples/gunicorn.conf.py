@@ -7,7 +7,8 @@ Run from the repository root::
 Sizing: each worker process has its own connection pool of ``REDIS_POOL_SIZE``
 connections per purpose. A request holds at most one connection at a time, so
 ``threads = REDIS_POOL_SIZE`` means no thread ever waits for a connection
-(``flask redis doctor`` warns when the pool is smaller than the threads).
+(``flask redis doctor --threads N`` warns, with exit code 0, when
+``REDIS_POOL_SIZE`` is smaller than ``threads``; set them equal).
 Redis then sees at most ``workers * REDIS_POOL_SIZE`` connections per purpose
 and per host; keep that well below the server's ``maxclients``.
 

@@ -126,8 +126,9 @@ class Boundary:
         if suppressed is not None:
             more = f" ({suppressed} similar errors suppressed)" if suppressed else ""
             action = "failing open" if self.fail_open else "raising (REDIS_FAIL_OPEN is False)"
-            logger.warning("flask-rediscache: %s on %s failed, %s: %s: %s%s", method, self.name, action,
-                           type(exc).__name__, mask(str(exc), self.secrets), more)
+            line = (f"flask-rediscache: {method} on {self.name} failed, {action}: "
+                    f"{type(exc).__name__}: {exc}{more}")
+            logger.warning("%s", mask(line, self.secrets))
         if signals.cache_error.receivers:
             protect("cache_error receiver", signals.cache_error.send, self.app,
                     method=method, exception=exc, returning=returning)
