@@ -1,112 +1,62 @@
 """Server-side sessions in Redis: a sibling of Flask's ``SecureCookieSessionInterface``.
 
 ``init_app`` installs :class:`RedisSessionInterface` as ``app.session_interface``
-unless ``REDIS_SESSION = False``. The session data lives in Redis; the browser
-only holds a signed, random session id.
+unless ``REDIS_SESSION = False``. The data lives in a Redis hash; the browser
+holds a signed, timestamped, random session id. docs/sessions.rst is the
+user's guide; this docstring is the map for a contributor.
 
-Security model
---------------
+* **Opening costs nothing.** :meth:`RedisSessionInterface.open_session` only
+  verifies the cookie (itsdangerous' :class:`~itsdangerous.TimestampSigner`,
+  pure CPU: a forged cookie never reaches Redis) and returns a
+  :class:`RedisSession` that loads its data on first use. A request that
+  never touches ``session`` sends no command.
+* **Loading** is one round trip (:meth:`SessionStore.load
+  <flask_rediscache.session_store.SessionStore.load>`): ``HGETALL``, with the
+  sliding ``EXPIRE`` pipelined when the cookie is older than
+  :attr:`RedisSessionInterface.refresh_fraction` of
+  ``PERMANENT_SESSION_LIFETIME``; the cookie is then re-signed, so the TTL
+  slides at most once per half lifetime instead of on every request.
+* **Saving** is one atomic round trip (:meth:`SessionStore.save
+  <flask_rediscache.session_store.SessionStore.save>`): the fields that changed,
+  applied entirely or not at all, and only to a session that still exists.
+* **Errors** are caught in one place, the session purpose's
+  :class:`~flask_rediscache.failopen.Boundary`: one ``open_session`` call per
+  load, one ``save_session`` call per save.
 
-* **Signed random ids.** A session id is 32 random bytes from :mod:`secrets`
-  (``token_urlsafe``), and the cookie carries it signed with :mod:`itsdangerous`
-  (HMAC-SHA256, key derived from ``SECRET_KEY`` with a salt of its own, so a
-  session cookie is useless as any other signed value). ``SECRET_KEY_FALLBACKS``
-  are accepted for verification, as Flask 3.1 does for cookie sessions; a
-  cookie signed with a fallback key is re-signed with the current key on that
-  response, so a rotation completes as users come back. A cookie that is
-  missing, forged, truncated, oversized or malformed yields a fresh empty
-  session **without sending a single command to Redis**, so garbage cookies
-  cannot be used to load the server.
-* **Digested keys.** The Redis key is ``<REDIS_SESSION_PREFIX>:<sha256(id)>``.
-  The cookie's id never appears in Redis, so a dump of the keys (a backup, a
-  ``MONITOR`` session, a read-only replica) yields nothing that can be sent back
-  as a cookie: one would need a SHA-256 preimage and ``SECRET_KEY``.
-* **No pickle.** Values are stored in Flask's tagged JSON
-  (:class:`flask.json.tag.TaggedJSONSerializer`: ``datetime``, ``bytes``,
-  ``tuple``, ``UUID``, ``Markup`` and nested containers round-trip, exactly as
-  with Flask's cookie sessions). Whatever someone plants in Redis is at worst
-  an undecodable field, which is dropped from the session (and logged), never
-  executed, never an exception.
-* **Session fixation.** Call ``app.session_interface.regenerate(session)`` when
-  the privilege level changes (log-in): at the end of the request the data is
-  written under a new id, the new cookie is sent, and only then is the old id
-  deleted. A stored id that no longer exists in Redis is never reused either:
-  the next write creates a fresh id.
-* **Expiry.** Every session key has a TTL of ``PERMANENT_SESSION_LIFETIME``,
-  non-permanent sessions included (the cookie then dies with the browser, and
-  the data a little later), so abandoned sessions never pile up. With
-  ``SESSION_REFRESH_EACH_REQUEST`` (Flask's default) the TTL slides on every
-  request that presents the session; permanent sessions also get their cookie's
-  ``Expires`` renewed, as in Flask.
-
-Storage and cost
-----------------
-
-Concurrent requests merge field by field: each one writes only the keys it
-changed, so the last writer wins per key, not per session.
-
-A session is a Redis hash with one field per top-level session key. A save
-writes only the fields whose serialised value differs from what was loaded
-(``HSET``) and removes the ones that are gone (``HDEL``), in one
-non-transactional pipeline with the ``EXPIRE``. So two concurrent requests that
-change *different* keys of one session both persist (a whole-value store such as
-Flask-Session loses one of them), and mutating a nested value in place
-(``session["cart"].append(x)``) is detected without ``session.modified = True``.
-
-A read-only request costs one round trip: ``HGETALL``, pipelined with
-``EXPIRE`` when the TTL slides, and never rewrites the data. An empty session
-stores nothing and sets no cookie. ``session.clear()`` deletes the whole key and
-the cookie (the deletion carries the same cookie flags). Only commands of the
-``@read``/``@write`` ACL categories are used (no ``MULTI``, no scripts), so a
-Redis user limited to ``~session:* +@read +@write`` is enough.
-
-Outages
--------
-
-Every command goes through the session purpose's
-:class:`~flask_rediscache.guard.Guard` (log, :data:`~flask_rediscache.signals.cache_error`,
-``REDIS_ERROR_HANDLER``, circuit breaker). When the session cannot be *loaded*,
-the request proceeds with an empty session marked unavailable
-(:attr:`RedisSession.unavailable`); its save writes nothing and sets no cookie,
-so neither the stored session nor the client's cookie is lost or replaced, and
-the user finds the session intact once Redis is back. When the *save* fails,
-the response still succeeds, without a new cookie (a regenerated session keeps
-its old id, which still holds the data); only the cookie of a session emptied
-on purpose (``clear()``, log-out) is deleted anyway, since that is what the user
-asked for and the stored data expires with its TTL. Both send
-:data:`~flask_rediscache.signals.session_error` (``operation`` is ``"open"``,
-``"save"`` or ``"decode"``).
+:attr:`RedisSession.touched` and :data:`~flask_rediscache.state.SESSION_G_ATTR`
+tell ``@cached`` whether a view used the session.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from flask import Flask
+from flask import Flask, g, has_app_context
 from flask.json.provider import DefaultJSONProvider
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
-from itsdangerous import BadSignature, Signer
-from itsdangerous.encoding import want_bytes
+from itsdangerous import BadSignature, TimestampSigner
 from markupsafe import Markup
-from redis.exceptions import ResponseError
-from werkzeug.datastructures import CallbackDict
 
 from . import signals
+from .retrying import Retrier
+from .session_store import CREATE, PERMANENT_FIELD, REPLACE, UPDATE, SavePlan, SessionStore
+from .state import SESSION_G_ATTR
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask.wrappers import Request, Response
 
-    from .extension import AppState
+    from .failopen import Boundary
+    from .state import AppState
 
 logger = logging.getLogger("flask_rediscache")
 
@@ -118,6 +68,9 @@ _SID_RE = re.compile(rb"[A-Za-z0-9_-]{43}")
 #: Types whose loaded values cannot be changed in place; any other loaded value
 #: (dict, list, tuple, custom tags) is re-serialised at save to catch mutation.
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), datetime, UUID, Markup})
+#: Field names are stored as UTF-8, lone surrogates included (a JSON request
+#: body can carry ``"\\ud800"``), so every ``str`` key round-trips.
+_NAMES = "surrogatepass"
 
 
 def new_sid() -> str:
@@ -125,41 +78,14 @@ def new_sid() -> str:
     return secrets.token_urlsafe(SID_BYTES)
 
 
-def _pool_takes_no_args(client: Any) -> bool:
-    """``ConnectionPool.get_connection()`` needs no command name (redis-py >= 5.3)."""
-    pool = getattr(client, "connection_pool", None)
-    if pool is None or not hasattr(pool, "get_connection"):
-        return False
-    try:
-        params = inspect.signature(pool.get_connection).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a C or exotic pool
-        return False
-    first = next(iter(params.values()), None)
-    return first is None or first.default is not inspect.Parameter.empty or first.kind in (
-        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+def encode_name(name: str) -> bytes:
+    """A session key as a hash field name (lossless for any ``str``)."""
+    return name.encode("utf-8", _NAMES)
 
 
-def _send_all(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send ``commands`` in one write on ``conn`` and read every reply (so the
-    connection stays in sync) before raising the first error reply."""
-    conn.send_packed_command(conn.pack_commands(commands))
-    replies: list[Any] = []
-    for _ in commands:
-        try:
-            replies.append(conn.read_response())
-        except ResponseError as exc:
-            replies.append(exc)
-    for reply in replies:
-        if isinstance(reply, ResponseError):
-            raise reply
-    return replies
-
-
-def _as_dict(reply: Any) -> dict[bytes, bytes]:
-    """An ``HGETALL`` reply as a dict: RESP2 sends a flat list of field, value, ..."""
-    if isinstance(reply, list):
-        return dict(zip(reply[::2], reply[1::2], strict=True))
-    return reply  # type: ignore[no-any-return]
+def decode_name(raw: bytes) -> str:
+    """The inverse of :func:`encode_name` (raises ``UnicodeDecodeError`` for other bytes)."""
+    return raw.decode("utf-8", _NAMES)
 
 
 class SessionSerializer(TaggedJSONSerializer):
@@ -170,7 +96,8 @@ class SessionSerializer(TaggedJSONSerializer):
     so each field costs one C-level encode or decode. Keys are sorted, so a
     value always serialises to the same bytes (change detection compares
     them); types without a tag (``date``, ``Decimal``, dataclasses) go through
-    Flask's default conversion, as in cookie sessions.
+    Flask's default conversion, as in cookie sessions. Output is ASCII (lone
+    surrogates become ``\\ud800`` escapes), so every ``str`` value round-trips.
     """
 
     def __init__(self) -> None:
@@ -200,78 +127,180 @@ class SessionSerializer(TaggedJSONSerializer):
         return self._decoder.decode(value.decode() if isinstance(value, bytes) else value)
 
 
-class _DerivedOnceSigner(Signer):
-    """itsdangerous' :class:`~itsdangerous.Signer`, deriving each key once.
+class RedisSession(dict[str, Any], SessionMixin):
+    """The session of one request; its data is loaded on first use.
 
-    ``Signer`` derives the HMAC key from the secret (one more HMAC) on every
-    sign and unsign; the secrets never change for the life of the interface,
-    so the derived keys are computed at construction, by itsdangerous' own
-    :meth:`~itsdangerous.Signer.derive_key`. Signatures are unchanged.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._derived = {key: Signer.derive_key(self, key) for key in self.secret_keys}
-
-    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        key = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
-        derived = self._derived.get(key)
-        return derived if derived is not None else super().derive_key(key)
-
-
-class RedisSession(CallbackDict[str, Any], SessionMixin):
-    """The session of one request, as loaded from Redis.
-
-    Besides the dict and Flask's :class:`~flask.sessions.SessionMixin`, it
-    remembers what was loaded (to write only what changed) and why it may not
-    be saved.
+    A ``dict`` (so ``jsonify(session)``, ``dict(session)`` and ``{**session}``
+    work as with Flask's cookie sessions) whose every method loads the stored
+    data first and sets :attr:`touched`. :meth:`clear` needs no load: the
+    result is empty whatever was stored.
     """
 
     #: Set by any change through the dict interface (Flask's meaning).
     modified = False
+    #: True once the data was read or changed through any dict method (or
+    #: ``permanent``). ``@cached`` stores a view's response only if its
+    #: session stayed untouched.
+    touched = False
 
-    def __init__(self, initial: Mapping[str, Any] | None = None, sid: str | None = None,
-                 loaded: dict[str, bytes] | None = None, volatile: tuple[str, ...] = (),
-                 *, unavailable: bool = False) -> None:
-        def on_update(self: RedisSession) -> None:
-            self.modified = True
-
-        super().__init__(initial, on_update)
-        #: The id whose Redis key holds this session's data; None for a new session.
+    def __init__(self, sid: str | None = None,
+                 loader: Callable[[RedisSession], None] | None = None) -> None:
+        super().__init__()
+        #: The id from the cookie; None for a new session, or once loading
+        #: found nothing stored under it.
         self.sid = sid
+        self.new = sid is None
+        self._loader = loader
         #: The serialised value of every field as loaded, to diff against at save.
-        self.loaded: dict[str, bytes] = loaded if loaded is not None else {}
+        self.loaded: dict[str, bytes] = {}
         #: Loaded fields whose values may be mutated in place.
-        self.volatile = volatile
+        self.volatile: tuple[str, ...] = ()
         #: Redis could not be read: this request must not write the session back.
-        self.unavailable = unavailable
+        self.unavailable = False
         #: ``clear()`` was called: the save replaces the whole hash.
         self.cleared = False
         #: Set by :meth:`RedisSessionInterface.regenerate`: the id to move to.
         self.new_sid: str | None = None
-        #: The request's cookie value, when it is signed with the current key
-        #: (reused instead of re-signing; None means "sign again").
-        self.cookie: str | None = None
-        self.new = sid is None
+        #: The load also slid the key's TTL (the cookie is re-signed at save).
+        self.refreshed = False
+        #: Seconds since the cookie was signed (0 for a new session).
+        self.cookie_age = 0.0
+        #: The cookie was signed with a ``SECRET_KEY_FALLBACKS`` key.
+        self.resign = False
 
-    # Flask 3.1.3 marks ``accessed`` in the request context; earlier 3.x
-    # versions relied on the session itself doing it, as here.
-    def __getitem__(self, key: str) -> Any:
+    # -- loading -------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        """The stored data was not loaded (and need not be: nobody used it)."""
+        return self._loader is not None
+
+    def _touch(self) -> None:
+        self.touched = True
         self.accessed = True
+        loader = self._loader
+        if loader is not None:
+            self._loader = None
+            loader(self)
+
+    def _changed(self) -> None:
+        self.modified = True
+
+    # -- reads -----------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        self._touch()
         return super().__getitem__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        self.accessed = True
+        self._touch()
         return super().get(key, default)
 
+    def __contains__(self, key: object) -> bool:
+        self._touch()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._touch()
+        return super().__iter__()
+
+    def __reversed__(self) -> Iterator[str]:
+        self._touch()
+        return super().__reversed__()
+
+    def __len__(self) -> int:
+        self._touch()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._touch()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._touch()
+        return super().values()
+
+    def items(self) -> Any:
+        self._touch()
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self._touch()
+        return dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._touch()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        self._touch()
+        return super().__ne__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __or__(self, other: Any) -> Any:
+        self._touch()
+        return dict(super().items()) | other
+
+    def __ror__(self, other: Any) -> Any:
+        self._touch()
+        return other | dict(super().items())
+
+    def __repr__(self) -> str:
+        self._touch()
+        return f"<{type(self).__name__} {super().__repr__()}>"
+
+    # -- changes -------------------------------------------------------------------
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._touch()
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        self._touch()
+        super().__delitem__(key)
+        self._changed()
+
     def setdefault(self, key: str, default: Any = None) -> Any:
-        self.accessed = True
-        return super().setdefault(key, default)
+        self._touch()
+        inserted = not super().__contains__(key)
+        value = super().setdefault(key, default)
+        if inserted:
+            self._changed()
+        return value
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._touch()
+        present = super().__contains__(key)
+        value = super().pop(key, *default)
+        if present:
+            self._changed()
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        self._touch()
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._touch()
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def __ior__(self, other: Any) -> RedisSession:  # type: ignore[override]
+        self.update(other)
+        return self
 
     def clear(self) -> None:
-        """Empty the session; at save its Redis data and its cookie are deleted."""
+        """Empty the session; at save its Redis data and its cookie are deleted.
+
+        No load: whatever was stored, the session is now empty.
+        """
+        self._loader = None
+        self.touched = True
+        self.accessed = True
         self.cleared = True
         super().clear()
+        self._changed()
 
 
 class RedisSessionInterface(SessionInterface):
@@ -279,35 +308,40 @@ class RedisSessionInterface(SessionInterface):
 
     Installed by :meth:`RedisCache.init_app <flask_rediscache.RedisCache.init_app>`
     (unless ``REDIS_SESSION = False``); it uses the session purpose's client
-    (``REDIS_SESSION_URL``, default ``REDIS_URL``) and guard, and Flask's cookie
-    helpers (``SESSION_COOKIE_*``, ``PERMANENT_SESSION_LIFETIME``,
+    (``REDIS_SESSION_URL``, default ``REDIS_URL``) and boundary, and Flask's
+    cookie helpers (``SESSION_COOKIE_*``, ``PERMANENT_SESSION_LIFETIME``,
     ``SESSION_REFRESH_EACH_REQUEST``) keep their Flask meaning.
     """
 
     session_class = RedisSession
     pickle_based = False
+    #: Sessions record :attr:`RedisSession.touched` and are kept in
+    #: ``g.<SESSION_G_ATTR>``; no session there means none was opened.
+    tracks_access: ClassVar[bool] = True
     #: Tagged JSON, as Flask's cookie sessions: never pickle.
     serializer: SessionSerializer = SessionSerializer()
     #: Salt of the id signature, so no other value signed with SECRET_KEY is a valid cookie.
     salt = "flask-rediscache.session-id"
     digest_method = staticmethod(hashlib.sha256)
+    #: The cookie and the key's TTL slide (with ``SESSION_REFRESH_EACH_REQUEST``)
+    #: once the cookie is older than this fraction of ``PERMANENT_SESSION_LIFETIME``.
+    refresh_fraction = 0.5
 
-    def __init__(self, app: Flask, state: AppState) -> None:
+    def __init__(self, state: AppState) -> None:
+        settings = state.settings
         target = state.targets["session"]
-        self.client = target.client
-        # The read path talks to a pooled connection directly where it can
-        # (see _round_trip); Cluster and memory:// use a pipeline.
-        self._direct = target.kind in ("standalone", "sentinel") and _pool_takes_no_args(self.client)
-        self.guard = state.guards["session"]
-        self.prefix = state.settings.session_prefix
+        self.store = SessionStore(target.client, Retrier.from_settings(settings), kind=target.kind)
+        self.boundary: Boundary = state.boundaries["session"]
+        self.prefix: str = settings.session_prefix
         self._key_head = self.prefix + ":"
-        self.signer = self._signer([state.secret_key])
-        fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or []
-        self.fallback_signer = self._signer(list(fallbacks)) if fallbacks else None
+        self.signer = self._signer([settings.secret_key])
+        fallbacks = list(settings.secret_key_fallbacks)
+        self.fallback_signer = self._signer(fallbacks) if fallbacks else None
 
-    def _signer(self, keys: list[str | bytes]) -> Signer:
-        return _DerivedOnceSigner(keys, salt=self.salt, key_derivation="hmac",
-                                  digest_method=self.digest_method)
+    def _signer(self, keys: Iterable[str | bytes]) -> TimestampSigner:
+        secret_keys: list[Any] = list(keys)
+        return TimestampSigner(secret_keys, salt=self.salt, key_derivation="hmac",
+                               digest_method=self.digest_method)
 
     # -- ids, keys, cookies ------------------------------------------------
     def key(self, sid: str) -> str:
@@ -315,30 +349,30 @@ class RedisSessionInterface(SessionInterface):
         return self._key_head + hashlib.sha256(sid.encode()).hexdigest()
 
     def sign(self, sid: str) -> str:
-        """The cookie value for ``sid`` (signed with the current SECRET_KEY)."""
+        """The cookie value for ``sid``: signed now, with the current SECRET_KEY."""
         return self.signer.sign(sid).decode("ascii")
 
-    def unsign(self, cookie: str) -> tuple[str | None, bool]:
-        """``(sid, signed_with_current_key)``, or ``(None, False)`` for a bad cookie.
+    def unsign(self, cookie: str) -> tuple[str, float, bool] | None:
+        """``(sid, signed_at, signed_with_current_key)``, or None for a bad cookie.
 
         Pure CPU: nothing here touches Redis.
         """
         if len(cookie) > MAX_COOKIE_LENGTH:
-            return None, False
+            return None
         current = True
         try:
-            raw = self.signer.unsign(cookie)
+            raw, when = self.signer.unsign(cookie, return_timestamp=True)
         except BadSignature:
             if self.fallback_signer is None:
-                return None, False
+                return None
             try:
-                raw = self.fallback_signer.unsign(cookie)
+                raw, when = self.fallback_signer.unsign(cookie, return_timestamp=True)
             except BadSignature:
-                return None, False
+                return None
             current = False
         if _SID_RE.fullmatch(raw) is None:
-            return None, False
-        return raw.decode("ascii"), current
+            return None
+        return raw.decode("ascii"), when.timestamp(), current
 
     @staticmethod
     def ttl(app: Flask) -> int:
@@ -346,84 +380,100 @@ class RedisSessionInterface(SessionInterface):
         (for non-permanent sessions too, so nothing leaks)."""
         return max(1, int(app.permanent_session_lifetime.total_seconds()))
 
+    def refresh_due(self, app: Flask, session: RedisSession) -> bool:
+        """Slide this session's TTL and re-sign its cookie in this request?
+
+        With ``SESSION_REFRESH_EACH_REQUEST``, once the cookie is older than
+        :attr:`refresh_fraction` of the lifetime; and always for a cookie
+        signed with a fallback key (re-signed with the current one).
+        """
+        if session.sid is None:
+            return False
+        if session.resign:
+            return True
+        return bool(app.config["SESSION_REFRESH_EACH_REQUEST"]) and (
+            session.cookie_age >= self.refresh_fraction * app.permanent_session_lifetime.total_seconds())
+
     def _cookie_flags(self, app: Flask) -> dict[str, Any]:
-        return {
+        flags = {
             "domain": self.get_cookie_domain(app),
             "path": self.get_cookie_path(app),
             "secure": self.get_cookie_secure(app),
-            "partitioned": self.get_cookie_partitioned(app),
             "samesite": self.get_cookie_samesite(app),
             "httponly": self.get_cookie_httponly(app),
         }
+        # Flask 3.1 added SESSION_COOKIE_PARTITIONED; 3.0 has no such helper.
+        partitioned = getattr(self, "get_cookie_partitioned", None)
+        if partitioned is not None:
+            flags["partitioned"] = partitioned(app)
+        return flags
 
-    def _set_cookie(self, app: Flask, session: RedisSession, response: Response, sid: str) -> None:
-        value = session.cookie if session.cookie is not None and sid == session.sid else self.sign(sid)
-        response.set_cookie(self.get_cookie_name(app), value,
-                            expires=self.get_expiration_time(app, session), **self._cookie_flags(app))
+    def _set_cookie(self, app: Flask, response: Response, sid: str, permanent: bool) -> None:
+        # Not get_expiration_time(): it reads session.permanent, which would
+        # load a session nobody used; the caller knows the flag.
+        expires = datetime.now(timezone.utc) + app.permanent_session_lifetime if permanent else None
+        response.set_cookie(self.get_cookie_name(app), self.sign(sid), expires=expires,
+                            **self._cookie_flags(app))
+        response.vary.add("Cookie")
+
+    def _delete_cookie(self, app: Flask, response: Response) -> None:
+        response.delete_cookie(self.get_cookie_name(app), **self._cookie_flags(app))
         response.vary.add("Cookie")
 
     def _failed(self, app: Flask, operation: str) -> None:
-        # The guard has already logged the exception and sent cache_error.
+        # The boundary has already logged the exception and sent cache_error.
         if signals.session_error.receivers:
             signals.session_error.send(app, operation=operation, exception=None)
 
-    # -- loading -------------------------------------------------------------
+    # -- opening and loading ---------------------------------------------------
     def open_session(self, app: Flask, request: Request) -> RedisSession:
-        cookie = request.cookies.get(self.get_cookie_name(app))
-        if not cookie:
-            return RedisSession()
-        sid, current = self.unsign(cookie)
-        if sid is None:
-            return RedisSession()
-        key = self.key(sid)
-        commands: list[tuple[Any, ...]] = [("HGETALL", key)]
-        if app.config["SESSION_REFRESH_EACH_REQUEST"]:
-            commands.append(("EXPIRE", key, self.ttl(app)))
-        replies = self.guard.run("open_session", None, self._round_trip, commands)
-        fields = None if replies is None else _as_dict(replies[0])
-        if fields is None:
-            self._failed(app, "open")
-            return RedisSession(unavailable=True)
-        if not fields:
-            # Expired, revoked or never stored: don't reuse the id; the next
-            # write gets a fresh one.
-            return RedisSession()
-        session = self._decode(app, sid, fields)
-        if current:
-            session.cookie = cookie
+        session = self._open(app, request)
+        if has_app_context():
+            setattr(g, SESSION_G_ATTR, session)
         return session
 
-    def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send ``commands`` in one round trip; every reply, in order.
+    def _open(self, app: Flask, request: Request) -> RedisSession:
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if not cookie:
+            return self.session_class()
+        parsed = self.unsign(cookie)
+        if parsed is None:
+            return self.session_class()
+        sid, signed_at, current = parsed
+        session = self.session_class(sid, lambda s: self._load(app, s))
+        session.cookie_age = time.time() - signed_at
+        session.resign = not current
+        return session
 
-        Where the client allows it, on one pooled connection directly: what a
-        non-transactional pipeline sends, without the Pipeline object's
-        per-call cost (it about doubles the price of a session read, the
-        hottest call of the package, on a fast network). The connection's own
-        redis-py ``Retry`` handles a dropped connection (every session command
-        is idempotent). Cluster and memory:// clients use a pipeline.
-        """
-        if not self._direct:
-            pipe = self.client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            return pipe.execute()  # type: ignore[no-any-return]
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
-        try:
-            return conn.retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: _send_all(conn, commands), lambda _error: conn.disconnect())
-        finally:
-            pool.release(conn)
+    def _load(self, app: Flask, session: RedisSession) -> None:
+        """Fill ``session`` from Redis (called on its first use)."""
+        assert session.sid is not None
+        ttl = self.ttl(app) if self.refresh_due(app, session) else None
+        loaded = self.boundary.call("open_session", None, self.store.load, self.key(session.sid), ttl)
+        if loaded is None:
+            session.unavailable = True
+            self._failed(app, "open")
+            return
+        if loaded.refresh_error is not None:
+            # The data stands; only the TTL did not slide (e.g. READONLY on a replica).
+            self.boundary.report("open_session", None, loaded.refresh_error)
+        if loaded.fields is None:
+            # Expired, revoked, never stored, or not a hash: don't reuse the
+            # id; the next write gets a fresh one.
+            session.sid = None
+            session.new = True
+            return
+        session.refreshed = loaded.refreshed
+        self._decode(app, session, loaded.fields)
 
-    def _decode(self, app: Flask, sid: str, fields: dict[bytes, bytes]) -> RedisSession:
+    def _decode(self, app: Flask, session: RedisSession, fields: Mapping[bytes, bytes]) -> None:
         data: dict[str, Any] = {}
         loaded: dict[str, bytes] = {}
         volatile: list[str] = []
         loads = self.serializer.loads
         for raw_name, raw in fields.items():
             try:
-                name = raw_name.decode()
+                name = decode_name(raw_name)
                 value = loads(raw)
             except Exception as exc:  # anything stored may be garbage
                 # Not in `loaded`, so the save leaves the stored field alone
@@ -437,23 +487,26 @@ class RedisSessionInterface(SessionInterface):
             loaded[name] = raw
             if type(value) not in _IMMUTABLE:
                 volatile.append(name)
-        return RedisSession(data, sid, loaded, tuple(volatile))
+        dict.update(session, data)
+        session.loaded = loaded
+        session.volatile = tuple(volatile)
 
     # -- saving ----------------------------------------------------------------
     def _encode(self, value: Any) -> bytes:
         return self.serializer.dumps(value).encode()
 
     def _changes(self, session: RedisSession, whole: bool) -> tuple[dict[str, bytes], list[str]]:
-        """``(fields to HSET, fields to HDEL)`` compared with what was loaded."""
+        """``(fields to set, fields to delete)`` compared with what was loaded."""
         encode = self._encode
+        items = dict.items(session)
         if whole:
-            return {str(k): encode(v) for k, v in session.items()}, []
+            return {str(k): encode(v) for k, v in items}, []
         loaded = session.loaded
         if session.modified:
-            current = {str(k): encode(v) for k, v in session.items()}
+            current = {str(k): encode(v) for k, v in items}
             changed = {f: b for f, b in current.items() if self._differs(loaded.get(f), b)}
             return changed, [f for f in loaded if f not in current]
-        if session.accessed and session.volatile:
+        if session.volatile:
             # Values mutated in place don't set `modified`; their bytes tell.
             changed = {}
             for name in session.volatile:
@@ -476,68 +529,120 @@ class RedisSessionInterface(SessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if session.accessed:
             response.vary.add("Cookie")
-        if not isinstance(session, RedisSession) or session.unavailable:
+        if not isinstance(session, RedisSession):
             return
-        old = session.sid
-        moving = session.new_sid is not None and old is not None
-        whole = session.cleared or moving
-        changed, removed = self._changes(session, whole)
-        if not session:
-            if old is not None and (session.cleared or moving or removed):
-                self._delete(app, session, response, old, removed)
-            return
-        sid = session.new_sid or old or new_sid()
-        if changed or removed:
-            key = self.key(sid)
-            commands: list[tuple[Any, ...]] = []
-            if session.cleared and not moving:
-                commands.append(("DEL", key))
-            if changed:
-                commands.append(("HSET", key, *[part for item in changed.items() for part in item]))
-            if removed:
-                commands.append(("HDEL", key, *removed))
-            commands.append(("EXPIRE", key, self.ttl(app)))
-            if self.guard.run("save_session", None, self._round_trip, commands) is None:
-                # Nothing new is stored: keep the client's cookie as it is.
-                self._failed(app, "save")
-                return
-        if moving:
-            # Only once the data is safe under the new id is the old one
-            # deleted (a separate round trip: in one non-transactional pipeline
-            # a refused HSET, e.g. OOM, would not stop the DEL).
-            assert old is not None
-            if not self.guard.run("save_session", 0, self.client.delete, self.key(old)):
-                self._failed(app, "save")
-        if sid != old or self.should_set_cookie(app, session) or session.cookie is None:
-            self._set_cookie(app, session, response, sid)
+        if session.pending:
+            self._save_untouched(app, session, response)
+        elif session.unavailable:
+            # Nothing is known about the stored session: write nothing and keep
+            # the client's cookie, except for a log-out, which still deletes it.
+            if session.cleared and not dict.__len__(session) and session.sid is not None:
+                self._end(app, session, response, session.sid, [])
+        elif dict.__len__(session):
+            self._save(app, session, response)
+        elif session.sid is not None and (session.cleared or session.new_sid is not None or session.loaded):
+            # Emptied by clear() or by removing every field.
+            self._end(app, session, response, session.sid, list(session.loaded))
 
-    def _delete(self, app: Flask, session: RedisSession, response: Response, sid: str,
-                removed: list[str]) -> None:
-        """The session was emptied: delete its data and its cookie."""
+    def _save_untouched(self, app: Flask, session: RedisSession, response: Response) -> None:
+        """Nobody used the session: send nothing, unless the TTL is due to slide."""
+        if session.sid is None or not self.refresh_due(app, session):
+            return
+        found = self.boundary.call("save_session", None, self.store.refresh,
+                                   self.key(session.sid), self.ttl(app))
+        if found is None:
+            self._failed(app, "save")
+        elif found.alive:
+            permanent = False
+            if found.permanent is not None:
+                try:
+                    permanent = bool(self.serializer.loads(found.permanent))
+                except Exception:  # garbage in that field: as a browser-session cookie
+                    permanent = False
+            self._set_cookie(app, response, session.sid, permanent)
+
+    def _end(self, app: Flask, session: RedisSession, response: Response, sid: str,
+             removed: list[str]) -> None:
+        """The session was emptied: delete its data and its cookie.
+
+        The cookie goes even if Redis could not be told (the user asked to end
+        the session); the stored data then expires with its TTL.
+        """
         key = self.key(sid)
-        if session.cleared or session.new_sid is not None:
-            result = self.guard.run("save_session", None, self.client.delete, key)
+        result: object
+        if session.cleared or session.new_sid is not None or not removed:
+            result = self.boundary.call("save_session", None, self.store.delete, key)
         else:
-            result = self.guard.run("save_session", None, self.client.hdel, key, *removed)
+            names = [encode_name(n) for n in removed]
+            result = self.boundary.call("save_session", None, self.store.delete_fields, key, names)
         if result is None:
             self._failed(app, "save")
-        # The cookie goes even if Redis could not be told: the user asked to end
-        # the session, and the stored data expires with its TTL.
-        response.delete_cookie(self.get_cookie_name(app), **self._cookie_flags(app))
-        response.vary.add("Cookie")
+        self._delete_cookie(app, response)
+
+    def _save(self, app: Flask, session: RedisSession, response: Response) -> None:
+        old = session.sid
+        moving = session.new_sid is not None and old is not None
+        whole = old is None or session.cleared or moving
+        changed, removed = self._changes(session, whole)
+        permanent = bool(dict.get(session, PERMANENT_FIELD, False))
+        ttl = self.ttl(app)
+        sid = session.new_sid or old or new_sid()
+        applied: bool | None = True
+        written = False
+        if old is None or moving or changed or removed:
+            written = True
+            sets = {encode_name(n): b for n, b in changed.items()}
+            if old is None:
+                applied = self.boundary.call("save_session", None, self.store.save,
+                                             SavePlan(CREATE, self.key(sid), ttl, sets))
+            elif moving:
+                applied = self.boundary.call("save_session", None, self.store.move, self.key(old),
+                                             SavePlan(CREATE, self.key(sid), ttl, sets))
+            else:
+                plan = SavePlan(REPLACE if whole else UPDATE, self.key(old), ttl, sets,
+                                [encode_name(n) for n in removed])
+                applied = self.boundary.call("save_session", None, self.store.save, plan)
+                if applied is False and session.cleared:
+                    # The old session is gone (expired, or ended by another
+                    # request) and this one holds only what this request set:
+                    # store that as a new session, under a new id.
+                    sid = new_sid()
+                    applied = self.boundary.call("save_session", None, self.store.save,
+                                                 SavePlan(CREATE, self.key(sid), ttl, sets))
+            if applied is None:
+                # Nothing new is known to be stored: keep the client's cookie as it is.
+                self._failed(app, "save")
+                return
+            if not applied:
+                # Logged out or regenerated by another request since this one
+                # loaded it: never re-create it, and leave the client's cookie
+                # alone (that other response already replaced or deleted it).
+                logger.info("flask-rediscache: the session was ended by another request before "
+                            "this one saved; its changes are dropped")
+                return
+        refreshed = session.refreshed or (written and self.refresh_due(app, session))
+        permanence_changed = PERMANENT_FIELD in changed or PERMANENT_FIELD in removed
+        if sid != old or refreshed or permanence_changed:
+            self._set_cookie(app, response, sid, permanent)
 
     # -- API ---------------------------------------------------------------
     def regenerate(self, session: SessionMixin) -> None:
         """Move ``session`` to a new id at the end of this request (against
         session fixation: call it on log-in and other privilege changes).
 
-        The data is written under the new id first; the old id is deleted and
-        the new cookie sent only once that succeeded. If Redis is unavailable
-        nothing changes: the old session and the client's cookie stay valid.
+        The save writes the data under the new id, then deletes the old one,
+        then sends the new cookie. If Redis is unavailable nothing changes: the
+        old session and the client's cookie stay valid. If another request
+        ended the session meanwhile (log-out), nothing is stored and no cookie
+        is sent.
         """
         target = getattr(session, "_get_current_object", None)
         obj = target() if callable(target) else session
         if not isinstance(obj, RedisSession):
             raise TypeError(f"regenerate() needs a RedisSession, not {type(obj).__name__}")
+        obj._touch()  # a move writes the whole content
         obj.new_sid = new_sid()
         obj.modified = True
+
+
+__all__ = ["RedisSession", "RedisSessionInterface", "SessionSerializer", "new_sid"]
