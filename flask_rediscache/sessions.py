@@ -127,25 +127,28 @@ class SessionSerializer(TaggedJSONSerializer):
         return self._decoder.decode(value.decode() if isinstance(value, bytes) else value)
 
 
-class RedisSession(dict[str, Any], SessionMixin):
+class RedisSession(SessionMixin):
     """The session of one request; its data is loaded on first use.
 
-    A ``dict`` (so ``jsonify(session)``, ``dict(session)`` and ``{**session}``
-    work as with Flask's cookie sessions) whose every method loads the stored
-    data first and sets :attr:`touched`. :meth:`clear` needs no load: the
-    result is empty whatever was stored.
+    A mutable mapping (Flask's :class:`~flask.sessions.SessionMixin`) over a
+    plain dict, :attr:`data`. Every method loads the stored data first and
+    sets :attr:`touched`; :meth:`clear` needs no load, since the result is
+    empty whatever was stored. Not a ``dict`` subclass on purpose: C code that
+    reads a dict directly (``json.dumps``) would see an empty one before the
+    first load; ``dict(session)`` gives a plain copy.
     """
 
-    #: Set by any change through the dict interface (Flask's meaning).
+    #: Set by any change through the mapping interface (Flask's meaning).
     modified = False
-    #: True once the data was read or changed through any dict method (or
+    #: True once the data was read or changed through any mapping method (or
     #: ``permanent``). ``@cached`` stores a view's response only if its
     #: session stayed untouched.
     touched = False
 
     def __init__(self, sid: str | None = None,
                  loader: Callable[[RedisSession], None] | None = None) -> None:
-        super().__init__()
+        #: The session's data (once loaded); use the mapping methods instead.
+        self.data: dict[str, Any] = {}
         #: The id from the cookie; None for a new session, or once loading
         #: found nothing stored under it.
         self.sid = sid
@@ -174,119 +177,102 @@ class RedisSession(dict[str, Any], SessionMixin):
         """The stored data was not loaded (and need not be: nobody used it)."""
         return self._loader is not None
 
-    def _touch(self) -> None:
+    def _touch(self) -> dict[str, Any]:
         self.touched = True
         self.accessed = True
         loader = self._loader
         if loader is not None:
             self._loader = None
             loader(self)
+        return self.data
 
     def _changed(self) -> None:
         self.modified = True
 
     # -- reads -----------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        self._touch()
-        return super().__getitem__(key)
+        return self._touch()[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        self._touch()
-        return super().get(key, default)
+        return self._touch().get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        self._touch()
-        return super().__contains__(key)
+        return key in self._touch()
 
     def __iter__(self) -> Iterator[str]:
-        self._touch()
-        return super().__iter__()
+        return iter(self._touch())
 
     def __reversed__(self) -> Iterator[str]:
-        self._touch()
-        return super().__reversed__()
+        return reversed(self._touch())
 
     def __len__(self) -> int:
-        self._touch()
-        return super().__len__()
+        return len(self._touch())
 
     def keys(self) -> Any:
-        self._touch()
-        return super().keys()
+        return self._touch().keys()
 
     def values(self) -> Any:
-        self._touch()
-        return super().values()
+        return self._touch().values()
 
     def items(self) -> Any:
-        self._touch()
-        return super().items()
+        return self._touch().items()
 
     def copy(self) -> dict[str, Any]:
-        self._touch()
-        return dict(super().items())
+        """A plain ``dict`` copy of the data."""
+        return dict(self._touch())
 
     def __eq__(self, other: object) -> bool:
-        self._touch()
-        return super().__eq__(other)
-
-    def __ne__(self, other: object) -> bool:
-        self._touch()
-        return super().__ne__(other)
+        data = self._touch()
+        if isinstance(other, RedisSession):
+            return data == other._touch()
+        return data == other
 
     __hash__ = None  # type: ignore[assignment]
 
     def __or__(self, other: Any) -> Any:
-        self._touch()
-        return dict(super().items()) | other
+        return self._touch() | other
 
     def __ror__(self, other: Any) -> Any:
-        self._touch()
-        return other | dict(super().items())
+        return other | self._touch()
 
     def __repr__(self) -> str:
-        self._touch()
-        return f"<{type(self).__name__} {super().__repr__()}>"
+        return f"<{type(self).__name__} {self._touch()!r}>"
 
     # -- changes -------------------------------------------------------------------
     def __setitem__(self, key: str, value: Any) -> None:
-        self._touch()
-        super().__setitem__(key, value)
+        self._touch()[key] = value
         self._changed()
 
     def __delitem__(self, key: str) -> None:
-        self._touch()
-        super().__delitem__(key)
+        del self._touch()[key]
         self._changed()
 
     def setdefault(self, key: str, default: Any = None) -> Any:
-        self._touch()
-        inserted = not super().__contains__(key)
-        value = super().setdefault(key, default)
-        if inserted:
-            self._changed()
-        return value
+        data = self._touch()
+        if key in data:
+            return data[key]
+        data[key] = default
+        self._changed()
+        return default
 
     def pop(self, key: str, *default: Any) -> Any:
-        self._touch()
-        present = super().__contains__(key)
-        value = super().pop(key, *default)
+        data = self._touch()
+        present = key in data
+        value = data.pop(key, *default)
         if present:
             self._changed()
         return value
 
     def popitem(self) -> tuple[str, Any]:
-        self._touch()
-        item = super().popitem()
+        item = self._touch().popitem()
         self._changed()
         return item
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        self._touch()
-        super().update(*args, **kwargs)
+        self._touch().update(*args, **kwargs)
         self._changed()
 
-    def __ior__(self, other: Any) -> RedisSession:  # type: ignore[override]
+    def __ior__(self, other: Any) -> RedisSession:
         self.update(other)
         return self
 
@@ -299,7 +285,7 @@ class RedisSession(dict[str, Any], SessionMixin):
         self.touched = True
         self.accessed = True
         self.cleared = True
-        super().clear()
+        self.data.clear()
         self._changed()
 
 
@@ -487,7 +473,7 @@ class RedisSessionInterface(SessionInterface):
             loaded[name] = raw
             if type(value) not in _IMMUTABLE:
                 volatile.append(name)
-        dict.update(session, data)
+        session.data.update(data)
         session.loaded = loaded
         session.volatile = tuple(volatile)
 
@@ -498,7 +484,7 @@ class RedisSessionInterface(SessionInterface):
     def _changes(self, session: RedisSession, whole: bool) -> tuple[dict[str, bytes], list[str]]:
         """``(fields to set, fields to delete)`` compared with what was loaded."""
         encode = self._encode
-        items = dict.items(session)
+        items = session.data.items()
         if whole:
             return {str(k): encode(v) for k, v in items}, []
         loaded = session.loaded
@@ -510,7 +496,7 @@ class RedisSessionInterface(SessionInterface):
             # Values mutated in place don't set `modified`; their bytes tell.
             changed = {}
             for name in session.volatile:
-                encoded = encode(dict.get(session, name))
+                encoded = encode(session.data.get(name))
                 if self._differs(loaded[name], encoded):
                     changed[name] = encoded
             return changed, []
@@ -536,9 +522,9 @@ class RedisSessionInterface(SessionInterface):
         elif session.unavailable:
             # Nothing is known about the stored session: write nothing and keep
             # the client's cookie, except for a log-out, which still deletes it.
-            if session.cleared and not dict.__len__(session) and session.sid is not None:
+            if session.cleared and not session.data and session.sid is not None:
                 self._end(app, session, response, session.sid, [])
-        elif dict.__len__(session):
+        elif session.data:
             self._save(app, session, response)
         elif session.sid is not None and (session.cleared or session.new_sid is not None or session.loaded):
             # Emptied by clear() or by removing every field.
@@ -584,7 +570,7 @@ class RedisSessionInterface(SessionInterface):
         moving = session.new_sid is not None and old is not None
         whole = old is None or session.cleared or moving
         changed, removed = self._changes(session, whole)
-        permanent = bool(dict.get(session, PERMANENT_FIELD, False))
+        permanent = bool(session.data.get(PERMANENT_FIELD, False))
         ttl = self.ttl(app)
         sid = session.new_sid or old or new_sid()
         applied: bool | None = True
