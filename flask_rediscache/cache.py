@@ -224,6 +224,14 @@ class Cache:
             return 0
         return int(self.boundary.call("delete_many", 0, self.store.unlink, [self.key(k) for k in keys]))
 
+    def unlink(self, *keys: str) -> int:
+        """Flask-Caching's ``unlink``: delete ``keys`` in one round trip with
+        ``UNLINK`` (the memory is freed in the background); returns how many
+        existed. :meth:`delete` and :meth:`delete_many` use ``UNLINK`` too."""
+        if not keys:
+            return 0
+        return int(self.boundary.call("unlink", 0, self.store.unlink, [self.key(k) for k in keys]))
+
     def inc(self, key: str, delta: int = 1, timeout: Any = None) -> int | None:
         """Atomically add ``delta`` (``INCRBY``) and return the new value; a
         missing key counts from 0. ``timeout`` (default ``REDIS_DEFAULT_TIMEOUT``,

@@ -32,9 +32,10 @@ from .cache import Cache
 from .cli import redis_cli
 from .clients import Target, build_targets
 from .codec import Codec
-from .config import load_settings
+from .config import ConfigError, load_settings
 from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
+from .jinja import ENV_ATTR, FragmentCacheExtension
 from .retrying import Retrier
 from .sessions import RedisSessionInterface
 from .state import EXTENSION_KEY, AppState
@@ -56,9 +57,13 @@ def _secrets(settings: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def build_state(app: Flask) -> AppState:
-    """Read the settings and build every layer for ``app`` (nothing is registered yet)."""
-    settings = load_settings(app.config, debug=app.debug or app.testing)
+def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState:
+    """Read the settings and build every layer for ``app`` (nothing is registered yet).
+
+    ``config`` replaces ``app.config`` as the source of the settings (``init_app``
+    passes ``app.config`` merged with the instance's ``config=``).
+    """
+    settings = load_settings(app.config if config is None else config, debug=app.debug or app.testing)
     targets = build_targets(settings)
     limiter = LogLimiter()
     secrets = _secrets(settings)
@@ -80,31 +85,85 @@ def build_state(app: Flask) -> AppState:
     return AppState(app, settings, targets, boundaries, store, cache)
 
 
+def _flag(settings: Any, attribute: str, config: Mapping[str, Any], *keys: str) -> bool:
+    """A decorator default: the setting if config.py provides it, else the
+    first of ``keys`` present in the (merged) configuration."""
+    value = getattr(settings, attribute, None)
+    if value is not None:
+        return bool(value)
+    for key in keys:
+        if config.get(key) is not None:
+            return bool(config[key])
+    return False
+
+
+def _check_config(config: Any) -> Mapping[str, Any]:
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"config={config!r} is invalid: expected a dict of settings or None")
+    return config
+
+
 class RedisCache:
     """Redis as the cache and session store of a Flask app.
 
     ``RedisCache(app)`` or ``cache = RedisCache(); cache.init_app(app)``.
+
+    :param with_jinja2_ext: register the ``{% cache %}`` template tag (Flask-Caching's name).
+    :param config: settings of this instance, overriding ``app.config`` for it
+        (Flask-Caching's ``Cache(app, config={...})``); nothing is written
+        into ``app.config``. ``init_app(app, config=...)`` overrides both.
+
+    Several instances may serve one app side by side, each with its own
+    settings (say, two namespaces). ``app.extensions["rediscache"]`` is the
+    first one, and only the first registers the session interface, the
+    ``flask redis`` CLI and the health endpoint; the others are plain caches.
     """
 
-    def __init__(self, app: Flask | None = None) -> None:
+    def __init__(self, app: Flask | None = None, with_jinja2_ext: bool = True,
+                 config: Mapping[str, Any] | None = None) -> None:
         self._default_app = app
+        self._config = dict(_check_config(config))
+        self._with_jinja2_ext = with_jinja2_ext
+        self._last_app: weakref.ref[Flask] | None = None
         self._states: weakref.WeakKeyDictionary[Flask, AppState] = weakref.WeakKeyDictionary()
+        #: True once an app of this object turned ``source_check`` on by default.
+        self.source_check_default = False
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, config: Mapping[str, Any] | None = None) -> None:
         """Read and validate ``REDIS_*``, build the clients, register the
-        session interface, the ``flask redis`` CLI and the health endpoint.
+        session interface, the ``flask redis`` CLI, the health endpoint and
+        the ``{% cache %}`` template tag.
 
-        Raises :class:`RuntimeError` if ``app`` already has the extension, and
+        ``config`` overrides ``app.config`` and the constructor's ``config``
+        for this instance on this app. Raises :class:`RuntimeError` if this
+        object was already initialised on ``app``, and
         :class:`~flask_rediscache.ConfigError` (naming the key) for a bad
         setting. Nothing is written into ``app.config``.
         """
-        if EXTENSION_KEY in app.extensions:
+        if app in self._states:
             raise RuntimeError("flask-rediscache: init_app() was already called for this app "
                                f"({app.name!r}); create the app again instead of re-initialising it")
-        state = build_state(app)
+        overrides = {**self._config, **_check_config(config)}
+        merged: Mapping[str, Any] = {**app.config, **overrides} if overrides else app.config
+        state = build_state(app, merged)
+        state.extras["decorator_defaults"] = defaults = decorators.DecoratorDefaults(
+            source_check=_flag(state.settings, "source_check", merged, "CACHE_SOURCE_CHECK"),
+            enable_signals=_flag(state.settings, "enable_signals", merged,
+                                 "REDIS_ENABLE_SIGNALS", "CACHE_ENABLE_SIGNALS"),
+        )
+        if defaults.source_check:
+            self.source_check_default = True
         self._states[app] = state
+        self._last_app = weakref.ref(app)
+        if self._with_jinja2_ext:
+            app.jinja_env.add_extension(FragmentCacheExtension)
+            app.jinja_env.extend(**{ENV_ATTR: self})  # keeps the first instance's
+        if EXTENSION_KEY in app.extensions:
+            return  # a second instance on this app: a cache only
         app.extensions[EXTENSION_KEY] = self
         if state.settings.session:
             interface = RedisSessionInterface(state)
@@ -153,6 +212,29 @@ class RedisCache:
         return state.cache
 
     @property
+    def app(self) -> Flask:
+        """The app calls use (Flask-Caching's ``cache.app``): the current app
+        if this object serves it, else the constructor's app, else the last
+        app given to :meth:`init_app`."""
+        try:
+            current = current_app._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:  # no app context
+            current = None
+        if current is not None and current in self._states:
+            return current  # type: ignore[no-any-return]
+        if self._default_app is not None:
+            return self._default_app
+        last = self._last_app() if self._last_app is not None else None
+        if last is None:
+            raise RuntimeError("flask-rediscache: init_app() was not called yet")
+        return last
+
+    def decorator_defaults(self) -> decorators.DecoratorDefaults:
+        """The current app's defaults for the decorators' Flask-Caching options."""
+        found = self.state().extras.get("decorator_defaults")
+        return found if found is not None else decorators.DecoratorDefaults()
+
+    @property
     def client(self) -> Any:
         """The redis-py client of the cache purpose (use it for what the API lacks:
         it is not namespaced and does not fail open)."""
@@ -183,8 +265,13 @@ class RedisCache:
         return self.app_cache().add(key, value, timeout)
 
     def delete_many(self, *keys: str) -> int:
-        """Delete several keys in one round trip; returns how many existed."""
+        """Delete several keys in one round trip; returns how many existed
+        (Flask-Caching returns the list of keys deleted)."""
         return self.app_cache().delete_many(*keys)
+
+    def unlink(self, *keys: str) -> int:
+        """Delete several keys with ``UNLINK`` (Flask-Caching's name); returns how many existed."""
+        return self.app_cache().unlink(*keys)
 
     def has(self, key: str) -> bool:
         """Whether ``key`` exists."""
@@ -229,10 +316,12 @@ class RedisCache:
 
     def memoize(self, timeout: Any = None, unless: Callable[..., Any] | None = None,
                 race_condition_ttl: float | None = None, make_name: Callable[[str], str] | None = None,
-                forced_update: Callable[[], Any] | None = None,
+                forced_update: Callable[..., Any] | None = None,
                 response_filter: Callable[[Any], Any] | None = None,
                 args_to_ignore: list[str] | tuple[str, ...] | None = None,
-                cache_none: bool = True, name: str | None = None) -> Callable[[F], F]:
+                cache_none: bool = True, name: str | None = None, *,
+                is_stale: Callable[..., Any] | None = None, hash_method: Callable[..., Any] | None = None,
+                source_check: bool | None = None) -> Callable[[F], F]:
         """Cache a function's results per arguments; a hit is one Redis round trip.
 
         The key is the function's ``module.qualname`` plus its arguments bound
@@ -240,9 +329,16 @@ class RedisCache:
         ``f(a=1, b=2)`` share one entry when ``b`` defaults to 2 (arguments
         are keyed by ``repr``, so give argument types a stable ``repr``).
         Methods (first parameter ``self``/``cls``) key on the instance's
-        ``__cache_key__()`` if it has one, else ``repr(self)``. ``async def``
-        functions work (the Redis calls themselves are synchronous). ``None``
-        results are cached. ``f.uncached`` is the undecorated function.
+        ``__cache_key__()`` or ``__caching_id__()`` if it has one, else
+        ``repr(self)``. ``async def`` functions work (the Redis calls
+        themselves are synchronous). ``None`` results are cached. A generator
+        function's items are joined (``str``/``bytes``) or listed, and that is
+        cached and returned, as in Flask-Caching.
+
+        The wrapper carries Flask-Caching's attributes: ``f.uncached`` (the
+        undecorated function), ``f.cache_timeout`` and ``f.make_cache_key``
+        (``make_cache_key(f.uncached, *args, **kwargs) -> key``; both writable,
+        read on every call) and ``f.delete_memoized()`` (every entry of ``f``).
 
         :param timeout: seconds or ``timedelta``; ``None`` = ``REDIS_DEFAULT_TIMEOUT``, ``0`` = forever.
         :param unless: callable; truthy skips the cache. Called with no arguments,
@@ -252,28 +348,40 @@ class RedisCache:
         :param make_name: ``make_name("module.qualname") -> str`` replaces the
             function's name in keys (called per call, so it may depend on the request).
         :param forced_update: callable; truthy recomputes and stores without reading.
+            Called with no arguments, or with the call's ``(*args, **kwargs)`` if it accepts any.
         :param response_filter: ``response_filter(result)``; falsy means "don't store".
         :param args_to_ignore: parameter names left out of the key (``["self"]``
             shares entries between instances).
-        :param cache_none: ``False`` leaves ``None`` results uncached.
+        :param cache_none: ``False`` leaves ``None`` results uncached (Flask-Caching's default).
         :param name: replaces ``module.qualname`` in keys. The module part depends on how
             the code was loaded (``__main__.f`` under ``python app.py``, ``app.f`` under
             ``flask run`` or gunicorn), so a warm-up script and the server only share
             entries when the name is pinned.
+        :param is_stale: ``is_stale(value)``, or ``is_stale(value, *args, **kwargs)``
+            if it takes more arguments, called on a hit; truthy recomputes and stores.
+        :param hash_method: the hashlib constructor digesting long keys and the
+            source (default ``hashlib.sha256``).
+        :param source_check: key on the function's source too, so changed code
+            misses; ``None`` = ``CACHE_SOURCE_CHECK`` of the app.
 
+        The options after ``name`` are keyword-only (Flask-Caching orders its
+        arguments differently: pass everything but ``timeout`` by name).
         On Redis errors the function is simply called.
         """
         return decorators.memoize(self, timeout=timeout, unless=unless,
                                   race_condition_ttl=race_condition_ttl, make_name=make_name,
                                   forced_update=forced_update, response_filter=response_filter,
-                                  args_to_ignore=args_to_ignore, cache_none=cache_none, name=name)
+                                  args_to_ignore=args_to_ignore, cache_none=cache_none, name=name,
+                                  is_stale=is_stale, hash_method=hash_method, source_check=source_check)
 
     def cached(self, timeout: Any = None, key_prefix: str | Callable[[], str] = "view/%s",
-               unless: Callable[..., Any] | None = None, forced_update: Callable[[], Any] | None = None,
+               unless: Callable[..., Any] | None = None, forced_update: Callable[..., Any] | None = None,
                response_filter: Callable[[Any], Any] | None = None, query_string: bool = False,
                make_cache_key: Callable[..., str] | None = None,
-               response_hit_indication: bool = False) -> Callable[[F], F]:
-        """Cache a view's response (Flask-Caching's ``@cache.cached``).
+               response_hit_indication: bool = False, *, is_stale: Callable[..., Any] | None = None,
+               cache_none: bool = True, hash_method: Callable[..., Any] | None = None,
+               source_check: bool | None = None) -> Callable[[F], F]:
+        """Cache a view's response, or a function's value (Flask-Caching's ``@cache.cached``).
 
         Only GET and HEAD requests use the cache (they share entries), and only
         a 200 response is stored, and only if it is the same for everyone: no
@@ -283,26 +391,67 @@ class RedisCache:
         ``cache.delete("view//about")`` drops ``/about``); the query string
         is ignored unless ``query_string=True``, which adds its parameters
         sorted by name, so their order does not matter. A hit replays status, headers
-        and body; ``after_request`` hooks still run. Outside a request (a plain
-        function) the return value is cached under ``key_prefix``.
+        and body; ``after_request`` hooks still run. A function that is not the
+        request's view (a helper called from one, or any function outside a
+        request) caches its return value under ``key_prefix``. A view may return
+        a :class:`~flask_rediscache.CachedResponse` to choose its own timeout;
+        a generator's items are joined first.
+
+        The wrapper carries ``f.uncached``, ``f.cache_timeout`` and
+        ``f.make_cache_key`` (both writable, read on every call);
+        ``f.make_cache_key(path=..., query_args=...)`` or, for a registered
+        view, ``f.make_cache_key(**view_args)`` gives the key outside a
+        request, and :meth:`delete_cached` deletes it.
 
         :param timeout: as in :meth:`set`.
         :param key_prefix: a string (``%s`` = the path) or a callable returning the key.
-        :param unless: callable; truthy skips the cache.
+        :param unless: callable; truthy skips the cache. Called with no arguments,
+            or with ``(f, *args, **kwargs)`` if it accepts any.
         :param forced_update: callable; truthy renders and stores without reading.
-        :param response_filter: ``response_filter(response)``; falsy means "don't store".
+            Called with no arguments, or with the call's ``(*args, **kwargs)`` if it accepts any.
+        :param response_filter: ``response_filter(rv)`` with what the function
+            returned (as Flask-Caching passes it); falsy means "don't store".
         :param make_cache_key: ``make_cache_key(*view_args, **view_kwargs) -> key``, replaces the above.
         :param response_hit_indication: add a ``hit_cache: True`` header to hits.
+        :param is_stale: ``is_stale(value[, *args, **kwargs])`` on a hit (for a
+            view, the replayed response); truthy recomputes and stores.
+        :param cache_none: ``False``: a function returning ``None`` is not cached.
+        :param hash_method: the hashlib constructor of the source digest.
+        :param source_check: add a digest of the function's source to the key;
+            ``None`` = ``CACHE_SOURCE_CHECK`` of the app.
 
         On Redis errors the view is simply called.
         """
         return decorators.cached(self, timeout=timeout, key_prefix=key_prefix, unless=unless,
                                  forced_update=forced_update, response_filter=response_filter,
                                  query_string=query_string, make_cache_key=make_cache_key,
-                                 response_hit_indication=response_hit_indication)
+                                 response_hit_indication=response_hit_indication, is_stale=is_stale,
+                                 cache_none=cache_none, hash_method=hash_method, source_check=source_check)
 
     def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         """Forget memoized results of ``f``: with arguments, that call's entry;
         without, every entry of ``f`` (for a bound method ``obj.f``, every entry
-        of ``obj``). Returns the number of entries deleted."""
+        of ``obj``). Returns the number of entries deleted.
+
+        As in Flask-Caching, ``delete_memoized(obj.method, x)`` and
+        ``delete_memoized(obj.method, obj, x)`` name the same entry (so does
+        ``delete_memoized(Cls.method, obj, x)``), and a classmethod takes its
+        class explicitly, ``delete_memoized(Cls.method, Cls, a)``: without it
+        :class:`ValueError` is raised.
+        """
         return decorators.delete_memoized(self, f, *args, **kwargs)
+
+    def delete_cached(self, view_or_endpoint: Callable[..., Any] | str, path: str | None = None,
+                      query_args: Any = None, *, query_string: Any = None, **view_args: Any) -> bool:
+        """Delete what ``@cached`` stored for a view (Flask-Caching's ``delete_cached``).
+
+        ``view_or_endpoint`` is the decorated function or the endpoint name of
+        a view. Give the ``path`` the response was cached for, or the view's
+        arguments (``url_for`` builds the path from them); for
+        ``query_string=True`` views also the query, as ``query_args`` (or its
+        alias ``query_string``): a string such as ``"a=1&b=2"``, a mapping or
+        ``(name, value)`` pairs, in any order. True if an entry was deleted.
+        """
+        if query_args is None:
+            query_args = query_string
+        return decorators.delete_cached(self, view_or_endpoint, path, query_args, **view_args)

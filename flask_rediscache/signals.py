@@ -25,4 +25,23 @@ breaker_state = _signals.signal("rediscache.breaker-state")
 #: ``exception`` (may be None when the guard already reported it).
 session_error = _signals.signal("rediscache.session-error")
 
-__all__ = ["breaker_state", "cache_error", "cache_hit", "cache_miss", "session_error"]
+
+# Flask-Caching's signals, with its payloads, sent only when the app sets
+# ``CACHE_ENABLE_SIGNALS`` or ``REDIS_ENABLE_SIGNALS``. The sender is the app
+# (Flask-Caching sends ``None``); connect without a sender to get either.
+
+#: A ``@cached`` function or view was served from the cache. kwargs: ``cache``
+#: (the :class:`~flask_rediscache.RedisCache`), ``cache_key``, ``args``, ``kwargs``.
+cache_view_hit = _signals.signal("rediscache.cache-view-hit")
+#: A ``@cached`` function or view was not in the cache and is called; kwargs
+#: as :data:`cache_view_hit`.
+cache_view_miss = _signals.signal("rediscache.cache-view-miss")
+#: A memoized function's result came from the cache. kwargs: ``cache``,
+#: ``cache_key``, ``f`` (the undecorated function), ``args``, ``kwargs``.
+cache_memoize_hit = _signals.signal("rediscache.cache-memoize-hit")
+#: A memoized function is called because its result was not cached (or
+#: ``forced_update``/``is_stale`` said so); kwargs as :data:`cache_memoize_hit`.
+cache_memoize_miss = _signals.signal("rediscache.cache-memoize-miss")
+
+__all__ = ["breaker_state", "cache_error", "cache_hit", "cache_memoize_hit", "cache_memoize_miss",
+           "cache_miss", "cache_view_hit", "cache_view_miss", "session_error"]
