@@ -1,30 +1,61 @@
 """Reading and validating the ``REDIS_*`` keys of ``app.config``.
 
-Every key the extension understands is declared once, in :data:`DEFAULTS`, so
-the defaults are visible in one place (``init_app`` ``setdefault``\\ s them on
-the app config). :func:`load_settings` turns the config into an immutable
-:class:`Settings`; a bad value raises :class:`ConfigError` naming the key, the
-value and what was expected, at start-up rather than on the first request.
+Every key the extension understands is declared once, in :data:`DEFAULTS`,
+with its default; nothing is ever written back into ``app.config`` (a missing
+key is read as its default). :func:`load_settings` turns the config into an
+immutable :class:`Settings`; a bad value raises
+:class:`~flask_rediscache.errors.ConfigError` naming the key, the (masked)
+value and what is expected, at start-up rather than on the first request.
+
+Why so strict: a value that is merely odd here (a port of 71500, a pool of
+10**9 connections, a string where a list of keys was meant) turns into a
+hang, a silent fallback or a security hole at run time, far from its cause.
+
+Every message goes through :func:`flask_rediscache.masking.mask` with every
+password found anywhere in the config, so no error ever prints a secret.
+
+Aliases: ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_DB`` (the form some
+platforms hand out, and redis-py's own argument names) build
+``redis://host:port/db`` when ``REDIS_URL`` is unset (one log line says so);
+when ``REDIS_URL`` is set they are ignored with a warning. Other libraries'
+names that mean something else here (``REDIS_KEY_PREFIX``, ...) get a hint
+naming the right key instead of a misleading "did you mean".
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from redis.connection import parse_url
+
+from .errors import ConfigError
+from .masking import mask, mask_url
+
+__all__ = [
+    "ALIAS_KEYS", "BOUNDS", "CONNECTION_OPTIONS", "DEFAULTS", "HINTS", "URL_SCHEMES", "Bound",
+    "ConfigError", "Settings", "load_settings", "mask_url", "timeout_seconds", "warn_unknown_keys",
+    "worst_case_call_seconds",
+]
 
 logger = logging.getLogger("flask_rediscache")
 
-#: Every ``REDIS_*`` key the extension reads, with its default.
+#: Every ``REDIS_*`` key the extension reads, with its default (the single table of both).
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
     "REDIS_CACHE_URL": None,
     "REDIS_SESSION_URL": None,
+    "REDIS_USERNAME": None,
+    "REDIS_PASSWORD": None,
+    "REDIS_CONNECTION_OPTIONS": {},
     "REDIS_CONNECT_TIMEOUT": 2,
     "REDIS_READ_TIMEOUT": 1,
     "REDIS_WRITE_TIMEOUT": 1,
@@ -38,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_RACE_CONDITION_TTL": None,
     "REDIS_COMPRESS_THRESHOLD": 1024,
     "REDIS_ERROR_HANDLER": None,
+    "REDIS_FAIL_OPEN": True,
     "REDIS_CIRCUIT_BREAKER_THRESHOLD": 5,
     "REDIS_CIRCUIT_BREAKER_COOLDOWN": 5,
     "REDIS_SENTINELS": None,
@@ -53,28 +85,145 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_HEALTH_ENDPOINT": None,
 }
 
-#: Upper bound of every numeric setting and cache timeout (about 31 years):
-#: NaN, infinity and absurd values would otherwise pass validation and break
-#: at run time (socket timeouts raise, Redis refuses the expiry, a breaker
-#: never closes).
+#: Upper bound of the cache timeouts and the compression threshold (about 31
+#: years): NaN, infinity and absurd values would otherwise pass validation
+#: and break at run time (Redis refuses the expiry).
 MAX_NUMBER = 10**9
 
 URL_SCHEMES = ("redis", "rediss", "unix", "memory")
+SCHEMES_TEXT = "redis://, rediss:// (TLS), unix:// or memory:// (in-process, needs fakeredis)"
 CERT_REQS = ("required", "optional", "none")
 _PREFIX_RE = re.compile(r"^[^\s*?\[\]]+$")
-
-
-class ConfigError(ValueError):
-    """A ``REDIS_*`` value is missing or malformed; the message names the key."""
+_DIGITS = re.compile(r"\d+", re.ASCII)
 
 
 @dataclass(frozen=True)
+class Bound:
+    """The accepted range of a numeric setting.
+
+    The ranges are wide enough for every sane deployment and narrow enough
+    that a typo (``1e9`` connections, a million reconnect attempts) fails at
+    start-up instead of hanging it or a request.
+    """
+
+    low: float
+    high: float
+    integer: bool = False
+    low_open: bool = False  # True: the low end itself is excluded (timeouts must be > 0)
+
+    def describe(self) -> str:
+        if self.integer:
+            return f"an integer from {self.low:g} to {self.high:g}"
+        if self.low_open:
+            return f"a number of seconds > {self.low:g} and <= {self.high:g}"
+        return f"a number of seconds from {self.low:g} to {self.high:g}"
+
+    def contains(self, value: float) -> bool:
+        # NaN compares false with everything, so test the valid range, not the invalid one.
+        inside = self.low <= value <= self.high
+        return inside and not (self.low_open and value == self.low)
+
+
+#: The accepted range of every numeric setting (named in each error message).
+BOUNDS: dict[str, Bound] = {
+    "REDIS_CONNECT_TIMEOUT": Bound(0, 300, low_open=True),
+    "REDIS_READ_TIMEOUT": Bound(0, 300, low_open=True),
+    "REDIS_WRITE_TIMEOUT": Bound(0, 300, low_open=True),
+    "REDIS_RECONNECT_ATTEMPTS": Bound(0, 10, integer=True),
+    "REDIS_RECONNECT_DELAY": Bound(0, 60),
+    "REDIS_RECONNECT_DELAY_MAX": Bound(0, 60),
+    "REDIS_POOL_SIZE": Bound(1, 1000, integer=True),
+    "REDIS_POOL_TIMEOUT": Bound(0, 300),
+    "REDIS_DEFAULT_TIMEOUT": Bound(0, MAX_NUMBER),
+    "REDIS_RACE_CONDITION_TTL": Bound(0, 86400, low_open=True),
+    "REDIS_COMPRESS_THRESHOLD": Bound(0, MAX_NUMBER, integer=True),
+    "REDIS_CIRCUIT_BREAKER_THRESHOLD": Bound(1, 1000, integer=True),
+    "REDIS_CIRCUIT_BREAKER_COOLDOWN": Bound(0, 3600),
+    "REDIS_PORT": Bound(1, 65535, integer=True),
+    "REDIS_DB": Bound(0, 1_000_000, integer=True),
+}
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_port_options(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, int) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
+
+
+#: The redis-py connection options ``REDIS_CONNECTION_OPTIONS`` (and a URL's
+#: query string) may set, with a check of the value and what it expects.
+#: Everything else is refused: timeouts, pool size, credentials and the db
+#: have their own ``REDIS_*`` keys, and retries (``retry``,
+#: ``retry_on_timeout``, ``retry_on_error``) are the extension's own (only
+#: idempotent commands are retried, which redis-py cannot know).
+CONNECTION_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "health_check_interval": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                              and 0 <= v <= 3600, "seconds from 0 to 3600"),
+    "socket_keepalive": (_is_bool, "True or False"),
+    "socket_keepalive_options": (_is_port_options, "a dict of TCP option -> int"),
+    "client_name": (lambda v: isinstance(v, str) and bool(v) and not any(c.isspace() for c in v),
+                    "a name without spaces"),
+    "protocol": (lambda v: v in (2, 3) and not isinstance(v, bool), "2 or 3 (RESP version)"),
+    "ssl_check_hostname": (_is_bool, "True or False"),
+}
+#: Connection options that exist but are set elsewhere: the key to use instead.
+_OPTION_OWNERS = {
+    "socket_timeout": "REDIS_READ_TIMEOUT", "socket_connect_timeout": "REDIS_CONNECT_TIMEOUT",
+    "timeout": "REDIS_POOL_TIMEOUT", "max_connections": "REDIS_POOL_SIZE",
+    "password": "REDIS_PASSWORD", "username": "REDIS_USERNAME", "db": "REDIS_URL's /db",
+    "retry": "REDIS_RECONNECT_ATTEMPTS", "retry_on_timeout": "REDIS_RECONNECT_ATTEMPTS",
+    "retry_on_error": "REDIS_RECONNECT_ATTEMPTS",
+    "ssl_ca_certs": "REDIS_SSL_CA_CERTS", "ssl_certfile": "REDIS_SSL_CERTFILE",
+    "ssl_keyfile": "REDIS_SSL_KEYFILE", "ssl_cert_reqs": "REDIS_SSL_CERT_REQS",
+}
+#: What a URL's query string may carry besides :data:`CONNECTION_OPTIONS`
+#: (redis-py lets query values override every other pool argument).
+_URL_QUERY_KEYS = ("db", "password", "username")
+
+#: Keys of other libraries that build ``REDIS_URL`` when it is unset (see the module docstring).
+ALIAS_KEYS = ("REDIS_HOST", "REDIS_PORT", "REDIS_DB")
+#: Keys from other libraries or guesses, and what to use here instead.
+HINTS: dict[str, str] = {
+    "REDIS_KEY_PREFIX": "use REDIS_NAMESPACE (the cache's key prefix; sessions use REDIS_SESSION_PREFIX)",
+    "REDIS_PREFIX": "use REDIS_NAMESPACE (the cache's key prefix; sessions use REDIS_SESSION_PREFIX)",
+    "REDIS_CACHE_PREFIX": "use REDIS_NAMESPACE",
+    "REDIS_USER": "use REDIS_USERNAME",
+    "REDIS_PASS": "use REDIS_PASSWORD",
+    "REDIS_AUTH": "use REDIS_PASSWORD",
+    "REDIS_TIMEOUT": "use REDIS_READ_TIMEOUT and REDIS_CONNECT_TIMEOUT",
+    "REDIS_SOCKET_TIMEOUT": "use REDIS_READ_TIMEOUT",
+    "REDIS_SOCKET_CONNECT_TIMEOUT": "use REDIS_CONNECT_TIMEOUT",
+    "REDIS_MAX_CONNECTIONS": "use REDIS_POOL_SIZE",
+    "REDIS_SSL": "use a rediss:// URL in REDIS_URL",
+    "REDIS_TLS": "use a rediss:// URL in REDIS_URL",
+    "REDIS_DEFAULT_TTL": "use REDIS_DEFAULT_TIMEOUT",
+}
+
+_URL_KEYS = ("REDIS_URL", "REDIS_CACHE_URL", "REDIS_SESSION_URL")
+_SECRET_KEYS = ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD")
+
+#: The per-process signing key used in debug/testing when SECRET_KEY is unset.
+_random_secret: bytes | None = None
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
-    """The validated configuration of one app (see the contract for meanings)."""
+    """The validated configuration of one app.
+
+    URLs already carry ``REDIS_USERNAME``/``REDIS_PASSWORD`` when they had no
+    credentials of their own, so every consumer sees one URL per purpose.
+    The ``repr`` masks every password and omits the signing keys.
+    """
 
     cache_url: str
     session_url: str
-    url_was_defaulted: bool
+    fail_open: bool
+    username: str | None
+    password: str | None
+    connection_options: Mapping[str, Any]
     connect_timeout: float
     read_timeout: float
     write_timeout: float
@@ -101,35 +250,34 @@ class Settings:
     session: bool
     session_prefix: str
     health_endpoint: str | None
+    secret_key: bytes
+    secret_key_fallbacks: tuple[bytes, ...]
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every password these settings carry, for :func:`~flask_rediscache.masking.mask`."""
+        return _secrets_in([self.cache_url, self.session_url, *self.cluster,
+                            self.password, self.sentinel_password])
+
+    def __repr__(self) -> str:
+        hidden = {"password", "sentinel_password", "secret_key", "secret_key_fallbacks"}
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in hidden)
+        return mask(f"Settings({shown})", self.secrets())
 
 
-def _fail(key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{key}={value!r} is invalid: expected {expected}")
+def worst_case_call_seconds(settings: Settings) -> float:
+    """The longest one cache call can take when Redis hangs, in seconds.
 
-
-def _number(config: Mapping[str, Any], key: str, *, minimum: float = 0,
-            allow_zero: bool = True, integer: bool = False) -> Any:
-    value = config[key]
-    if isinstance(value, timedelta) and not integer:
-        value = value.total_seconds()
-    if isinstance(value, str):
-        try:
-            value = int(value) if integer else float(value)
-        except ValueError:
-            raise _fail(key, config[key], _describe(minimum, allow_zero, integer)) from None
-    ok_type = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_type):
-        raise _fail(key, config[key], _describe(minimum, allow_zero, integer))
-    # NaN compares false with everything, so test the valid range, not the invalid one.
-    if not (minimum <= value <= MAX_NUMBER) or (not allow_zero and value == 0):
-        raise _fail(key, config[key], _describe(minimum, allow_zero, integer))
-    return value
-
-
-def _describe(minimum: float, allow_zero: bool, integer: bool) -> str:
-    kind = "an integer" if integer else "a number of seconds"
-    low = f"{'>= 0' if allow_zero else '> 0'}" if minimum == 0 else f">= {minimum:g}"
-    return f"{kind} {low} and <= {MAX_NUMBER:g}"
+    The pool wait, then the first attempt and every retry timing out on both
+    connect and read, plus the backoff between attempts (retry ``n`` sleeps
+    ``min(REDIS_RECONNECT_DELAY_MAX, REDIS_RECONNECT_DELAY * 2**n)``, as
+    redis-py's ``ExponentialBackoff`` computes it). An upper bound: ``doctor``
+    prints it so an operator sees what one request may cost.
+    """
+    attempts = settings.reconnect_attempts + 1
+    backoff = sum(min(settings.reconnect_delay_max, settings.reconnect_delay * 2 ** n)
+                  for n in range(1, attempts))
+    return float(settings.pool_timeout + attempts * (settings.connect_timeout + settings.read_timeout)
+                 + backoff)
 
 
 def timeout_seconds(value: Any, key: str = "timeout") -> int:
@@ -141,167 +289,500 @@ def timeout_seconds(value: Any, key: str = "timeout") -> int:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_NUMBER:
-        raise _fail(key, value, f"seconds from 0 to {MAX_NUMBER:g} or a timedelta (0 means no expiry)")
+        raise ConfigError(f"{key}={value!r} is invalid: expected seconds from 0 to {MAX_NUMBER:g} "
+                          "or a timedelta (0 means no expiry)")
     whole = int(value)
     return whole + 1 if value > whole else whole
 
 
-def _url(config: Mapping[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise _fail(key, value, "a URL string such as redis://localhost:6379/0")
-    scheme = urlsplit(value).scheme
-    if scheme not in URL_SCHEMES:
-        raise _fail(key, mask_url(value), "a URL with scheme " + ", ".join(f"{s}://" for s in URL_SCHEMES))
-    return value
+# -- secrets ----------------------------------------------------------------
+_QUERY_PASSWORD = re.compile(r"password=([^&;#\s]*)", re.IGNORECASE)
 
 
-def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for logs and CLI output)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return parts._replace(netloc=netloc).geturl()
+def _url_passwords(text: str) -> list[str]:
+    """Passwords in ``text`` read as a URL: userinfo and ``password=`` values, raw and decoded."""
+    found: list[str] = []
+    _, sep, rest = text.partition("://")
+    if sep:
+        netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        userinfo = netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            found.append(userinfo.partition(":")[2])
+    found.extend(_QUERY_PASSWORD.findall(text))
+    return [v for p in found for v in (p, unquote(p)) if v]
 
 
-def _sentinels(value: Any) -> tuple[tuple[str, int], ...]:
-    key = "REDIS_SENTINELS"
-    if value is None:
+def _secrets_in(value: Any, *, literal: bool = False, depth: int = 0) -> tuple[str, ...]:
+    """Every secret inside ``value``: URL passwords in strings (and in lists of
+    them), and, with ``literal``, the value itself (a password setting)."""
+    found: list[str] = []
+    if depth > 3 or value is None or isinstance(value, bool):
         return ()
-    expected = 'a list of "host:port" strings'
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
     if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise _fail(key, value, expected)
-    out = []
-    for item in value:
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            host, port = item
-        elif isinstance(item, str) and ":" in item:
-            host, _, port = item.strip().rpartition(":")
-        else:
-            raise _fail(key, value, expected)
+        if literal:
+            found.append(value)
+        found.extend(_url_passwords(value))
+    elif isinstance(value, (int, float)):
+        if literal:
+            found.append(str(value))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            secret = literal or "password" in str(key).lower()
+            found.extend(_secrets_in(item, literal=secret, depth=depth + 1))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            found.extend(_secrets_in(item, literal=literal, depth=depth + 1))
+    return tuple(dict.fromkeys(found))
+
+
+def config_secrets(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every password in ``config``'s ``REDIS_*`` values, even malformed ones,
+    so an error about any value can mask all of them."""
+    found: list[str] = []
+    for key in _SECRET_KEYS:
+        found.extend(_secrets_in(config.get(key), literal=True))
+    for key in (*_URL_KEYS, "REDIS_CLUSTER", "REDIS_SENTINELS", "REDIS_CONNECTION_OPTIONS"):
+        found.extend(_secrets_in(config.get(key)))
+    return tuple(dict.fromkeys(found))
+
+
+# -- the loader ---------------------------------------------------------------
+def _shown(value: Any) -> str:
+    """How a bad value appears in a message: scalars as their repr, containers
+    by type (their items may be secrets the regexes cannot recognise)."""
+    if value is None or isinstance(value, (str, int, float, bool, timedelta)):
+        return repr(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+        return repr(value)
+    return f"<{type(value).__name__}>"
+
+
+class _Loader:
+    """Reads one config; every error it raises is masked with all the config's secrets."""
+
+    def __init__(self, config: Mapping[str, Any], debug: bool) -> None:
+        self.config = config
+        self.debug = debug
+        self.secrets = config_secrets(config)
+
+    def get(self, key: str) -> Any:
+        return self.config.get(key, DEFAULTS.get(key))
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(mask(message, self.secrets))
+
+    def fail(self, key: str, value: Any, expected: str) -> ConfigError:
+        shown = "'***'" if key in _SECRET_KEYS else _shown(value)
+        return self.error(f"{key}={shown} is invalid: expected {expected}")
+
+    # -- scalars ----------------------------------------------------------
+    def number(self, key: str, value: Any = None) -> float:
+        """A number within :data:`BOUNDS` (strings from the environment are parsed)."""
+        bound = BOUNDS[key]
+        raw = self.get(key) if value is None else value
+        number = raw
+        if isinstance(number, timedelta) and not bound.integer:
+            number = number.total_seconds()
+        if isinstance(number, str):
+            try:
+                number = float(number.strip())
+            except ValueError:
+                raise self.fail(key, raw, bound.describe()) from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise self.fail(key, raw, bound.describe())
+        if not bound.contains(number) or (bound.integer and number != int(number)):
+            raise self.fail(key, raw, bound.describe())
+        return number
+
+    def integer(self, key: str, value: Any = None) -> int:
+        return int(self.number(key, value))
+
+    def seconds(self, key: str) -> float:
+        return float(self.number(key))
+
+    def flag(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            raise self.fail(key, value, "True or False")
+        return value
+
+    def text(self, key: str) -> str | None:
+        """A text setting; numbers (``from_prefixed_env`` turns ``2024`` into an
+        int) are taken as their string form, booleans are refused with a hint."""
+        value = self.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            raise self.fail(key, value, f"a string, not a boolean: in the environment quote it, e.g. "
+                                        f"FLASK_{key}='\"{str(value).lower()}\"' for from_prefixed_env()")
+        if isinstance(value, (int, float)):
+            return str(value)
+        raise self.fail(key, value, "a string")
+
+    def prefix(self, key: str) -> str:
+        value = self.text(key)
+        if value is None or not _PREFIX_RE.match(value):
+            raise self.fail(key, value, "a non-empty string without spaces or glob characters (*?[])")
+        return value
+
+    # -- URLs ---------------------------------------------------------------
+    def url(self, key: str, value: Any = None, schemes: tuple[str, ...] = URL_SCHEMES) -> str:
+        """A URL redis-py (or fakeredis) will take exactly as written."""
+        value = self.get(key) if value is None else value
+        accepted = ("redis:// or rediss://" if schemes != URL_SCHEMES
+                    else f"a URL such as redis://localhost:6379/0; accepted schemes: {SCHEMES_TEXT}")
+        if not isinstance(value, str):
+            raise self.fail(key, value, f"a URL string: {accepted}")
+        if not value or any(c.isspace() for c in value):
+            raise self.fail(key, value, f"a URL without spaces (check for a leading or trailing blank): "
+                                        f"{accepted}")
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme not in schemes:
+            raise self.fail(key, value, accepted)
+        if scheme == "memory":
+            return value
         try:
-            out.append((str(host), int(port)))
+            parts = urlsplit(value)
+            port = parts.port
         except ValueError:
-            raise _fail(key, value, expected) from None
-    return tuple(out)
+            raise self.fail(key, value, "a port from 1 to 65535, e.g. redis://localhost:6379/0") from None
+        if port == 0:
+            raise self.fail(key, value, "a port from 1 to 65535, e.g. redis://localhost:6379/0")
+        path = unquote(parts.path)
+        if scheme == "unix":
+            if path in ("", "/"):
+                raise self.fail(key, value, "a socket path, e.g. unix:///run/redis/redis.sock?db=0")
+        elif path not in ("", "/") and not _DIGITS.fullmatch(path[1:]):
+            raise self.fail(key, value, "a db number after the host, e.g. redis://localhost:6379/0")
+        self.url_query(key, value, parts.query)
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError:
+            raise self.fail(key, value, accepted) from None
+        return value
+
+    def url_query(self, key: str, value: str, query: str) -> None:
+        for name, items in parse_qs(query, keep_blank_values=True).items():
+            item = items[-1]
+            if name == "db":
+                if not _DIGITS.fullmatch(item):
+                    raise self.fail(key, value, "?db= a number from 0")
+            elif name in _URL_QUERY_KEYS:
+                continue
+            elif name in CONNECTION_OPTIONS:
+                continue  # redis-py parses these; parse_url() below rejects a malformed one
+            else:
+                owner = _OPTION_OWNERS.get(name)
+                instead = f" (use {owner})" if owner else ""
+                raise self.fail(key, value, f"no URL query parameter {name!r}{instead}; accepted: "
+                                            + ", ".join((*_URL_QUERY_KEYS, *CONNECTION_OPTIONS)))
+
+    def optional_url(self, key: str) -> str | None:
+        return None if self.get(key) is None else self.url(key)
+
+    def alias_url(self) -> str | None:
+        """``redis://REDIS_HOST:REDIS_PORT/REDIS_DB`` when ``REDIS_URL`` is unset (see module docstring)."""
+        given = [key for key in ALIAS_KEYS if self.config.get(key) is not None]
+        if not given:
+            return None
+        if self.get("REDIS_URL") is not None:
+            logger.warning("flask-rediscache: %s ignored because REDIS_URL is set", ", ".join(given))
+            return None
+        host = self.text("REDIS_HOST") or "localhost"
+        if any(c.isspace() or c in "/@?#" for c in host):
+            raise self.fail("REDIS_HOST", host, "a host name or address, e.g. localhost")
+        port = self.integer("REDIS_PORT") if self.config.get("REDIS_PORT") is not None else 6379
+        db = self.integer("REDIS_DB") if self.config.get("REDIS_DB") is not None else 0
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        url = f"redis://{host}:{port}/{db}"
+        logger.info("flask-rediscache: REDIS_URL=%s built from %s; prefer setting REDIS_URL",
+                    url, ", ".join(given))
+        return url
+
+    def credentials(self, url: str, username: str | None, password: str | None) -> str:
+        """``url`` with ``REDIS_USERNAME``/``REDIS_PASSWORD`` when it carries no credentials."""
+        if not (username or password) or url.startswith("memory://"):
+            return url
+        parts = urlsplit(url)
+        if parts.username or parts.password or "password" in parse_qs(parts.query):
+            return url
+        userinfo = quote(username or "", safe="") + (":" + quote(password, safe="") if password else "")
+        return parts._replace(netloc=f"{userinfo}@{parts.netloc}").geturl()
+
+    # -- topologies -----------------------------------------------------------
+    def sentinels(self) -> tuple[tuple[str, int], ...]:
+        key = "REDIS_SENTINELS"
+        value = self.get(key)
+        if value is None:
+            return ()
+        expected = 'a list of "host:port" strings (ports from 1 to 65535)'
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise self.fail(key, value, expected)
+        out = []
+        for item in items:
+            if isinstance(item, (list, tuple)) and len(item) == 2:
+                host, port = item
+            elif isinstance(item, str) and ":" in item:
+                host, _, port = item.strip().rpartition(":")
+            else:
+                raise self.fail(key, value, expected)
+            host = str(host).strip("[]")
+            try:
+                number = int(port)
+            except (TypeError, ValueError):
+                raise self.fail(key, value, expected) from None
+            if isinstance(port, bool) or not host or "/" in host or not 1 <= number <= 65535:
+                raise self.fail(key, value, expected)
+            out.append((host, number))
+        return tuple(out)
+
+    def cluster(self) -> tuple[str, ...]:
+        key = "REDIS_CLUSTER"
+        value = self.get(key)
+        if value is None:
+            return ()
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise self.fail(key, value, 'a list of seed URLs such as ["redis://node1:6379"]')
+        return tuple(self.url(key, item, schemes=("redis", "rediss")) for item in items)
+
+    def connection_options(self) -> Mapping[str, Any]:
+        key = "REDIS_CONNECTION_OPTIONS"
+        value = self.get(key)
+        if value is None:
+            return MappingProxyType({})
+        if not isinstance(value, Mapping):
+            raise self.fail(key, value, "a dict of redis-py connection options, e.g. "
+                                        '{"health_check_interval": 30}')
+        accepted = ", ".join(CONNECTION_OPTIONS)
+        for name, option in value.items():
+            if name not in CONNECTION_OPTIONS:
+                owner = _OPTION_OWNERS.get(name) if isinstance(name, str) else None
+                instead = f"; set {owner} instead" if owner else ""
+                raise self.error(f"{key}: option {_shown(name)} is not accepted{instead}: "
+                                 f"expected only {accepted}")
+            check, expected = CONNECTION_OPTIONS[name]
+            if not check(option):
+                raise self.error(f"{key}: option {name}={_shown(option)} is invalid: expected {expected}")
+        return MappingProxyType(dict(value))
+
+    # -- SECRET_KEY ---------------------------------------------------------
+    def secret_key(self) -> bytes:
+        """Flask's ``SECRET_KEY`` as bytes; a random per-process key in debug/testing.
+
+        The random key is never written into ``app.config``: Flask's own
+        cookie sessions must not silently start signing with it.
+        """
+        global _random_secret
+        secret = self.config.get("SECRET_KEY")
+        if secret is None or secret == "" or secret == b"":
+            if not self.debug:
+                raise self.error("SECRET_KEY is not set: expected a secret string; flask-rediscache signs "
+                                 "cache entries and session ids with it")
+            if _random_secret is None:
+                _random_secret = os.urandom(32)
+            logger.warning("flask-rediscache: SECRET_KEY is not set; signing with a random per-process "
+                           "key (cache entries and sessions won't survive a restart)")
+            return _random_secret
+        if isinstance(secret, str):
+            return secret.encode()
+        if isinstance(secret, bytes):
+            return secret
+        raise self.error(f"SECRET_KEY is a {type(secret).__name__}: expected a string or bytes "
+                         "(quote it in the environment)")
+
+    def secret_key_fallbacks(self) -> tuple[bytes, ...]:
+        value = self.config.get("SECRET_KEY_FALLBACKS")
+        if value is None:
+            return ()
+        if isinstance(value, (str, bytes)):
+            # Iterating a string would make every character a signing key.
+            raise self.error("SECRET_KEY_FALLBACKS is a single string: expected a list of old keys, "
+                             'e.g. ["old-key"]')
+        if not isinstance(value, (list, tuple)):
+            raise self.error(f"SECRET_KEY_FALLBACKS is a {type(value).__name__}: expected a list of "
+                             "old keys (strings or bytes)")
+        out = []
+        for item in value:
+            if isinstance(item, str) and item:
+                out.append(item.encode())
+            elif isinstance(item, bytes) and item:
+                out.append(item)
+            else:
+                raise self.error(f"SECRET_KEY_FALLBACKS contains a {type(item).__name__}: expected a list "
+                                 "of non-empty strings or bytes")
+        return tuple(out)
+
+    # -- everything -----------------------------------------------------------
+    def missing_url(self) -> ConfigError:
+        return self.error(
+            "REDIS_URL is not set: expected a URL such as redis://localhost:6379/0 (accepted schemes: "
+            f"{SCHEMES_TEXT}). memory:// is only chosen automatically when the app is in debug or "
+            "testing mode when the extension is created; app.run(debug=True) turns debug on too late "
+            'for that. Set REDIS_URL, or FLASK_DEBUG=1 / app.config["DEBUG"] = True before '
+            "RedisCache(app) / init_app(app)")
+
+    def load(self) -> Settings:
+        warn_unknown_keys(self.config)
+        url = self.optional_url("REDIS_URL") or self.alias_url()
+        cache_url = self.optional_url("REDIS_CACHE_URL")
+        session_url = self.optional_url("REDIS_SESSION_URL")
+        sentinels = self.sentinels()
+        cluster = self.cluster()
+        session = self.flag("REDIS_SESSION")
+        username = self.text("REDIS_USERNAME")
+        password = self.text("REDIS_PASSWORD")
+        if username == "":
+            username = None
+        if password == "":
+            password = None
+        covered = cache_url is not None and (session_url is not None or not session)
+        if url is None and not covered and not sentinels and not cluster:
+            if not self.debug:
+                raise self.missing_url()
+            logger.warning("flask-rediscache: REDIS_URL is not set; using memory:// (in-process, not shared)")
+            url = "memory://"
+        master = self.text("REDIS_SENTINEL_MASTER")
+        if sentinels and not master:
+            raise self.fail("REDIS_SENTINEL_MASTER", master, "the master's service name when REDIS_SENTINELS "
+                                                             "is set")
+        handler = self.get("REDIS_ERROR_HANDLER")
+        if handler is not None and not callable(handler):
+            raise self.fail("REDIS_ERROR_HANDLER", handler, "a callable (method=, returning=, exception=)")
+        race_key = "REDIS_RACE_CONDITION_TTL"
+        race = None if self.get(race_key) is None else self.seconds(race_key)
+        reqs = self.get("REDIS_SSL_CERT_REQS")
+        if reqs not in CERT_REQS:
+            raise self.fail("REDIS_SSL_CERT_REQS", reqs, " or ".join(repr(r) for r in CERT_REQS))
+        endpoint = self.text("REDIS_HEALTH_ENDPOINT")
+        if endpoint is not None and not endpoint.startswith("/"):
+            raise self.fail("REDIS_HEALTH_ENDPOINT", endpoint,
+                            'a path starting with "/", e.g. "/health/redis"')
+        # With Sentinel or Cluster the URL only carries credentials and the db.
+        base = url or ("redis://" if sentinels or cluster else "memory://")
+        cache_url = self.credentials(cache_url or base, username, password)
+        session_url = self.credentials(session_url or (base if session else cache_url), username, password)
+        cluster = tuple(self.credentials(seed, username, password) for seed in cluster)
+        settings = Settings(
+            cache_url=cache_url,
+            session_url=session_url,
+            fail_open=self.flag("REDIS_FAIL_OPEN"),
+            username=username,
+            password=password,
+            connection_options=self.connection_options(),
+            connect_timeout=self.seconds("REDIS_CONNECT_TIMEOUT"),
+            read_timeout=self.seconds("REDIS_READ_TIMEOUT"),
+            write_timeout=self.seconds("REDIS_WRITE_TIMEOUT"),
+            reconnect_attempts=self.integer("REDIS_RECONNECT_ATTEMPTS"),
+            reconnect_delay=self.seconds("REDIS_RECONNECT_DELAY"),
+            reconnect_delay_max=self.seconds("REDIS_RECONNECT_DELAY_MAX"),
+            pool_size=self.integer("REDIS_POOL_SIZE"),
+            pool_timeout=self.seconds("REDIS_POOL_TIMEOUT"),
+            namespace=self.prefix("REDIS_NAMESPACE"),
+            default_timeout=timeout_seconds(self.number("REDIS_DEFAULT_TIMEOUT"), "REDIS_DEFAULT_TIMEOUT"),
+            race_condition_ttl=race,
+            compress_threshold=self.integer("REDIS_COMPRESS_THRESHOLD"),
+            error_handler=handler,
+            breaker_threshold=self.integer("REDIS_CIRCUIT_BREAKER_THRESHOLD"),
+            breaker_cooldown=self.seconds("REDIS_CIRCUIT_BREAKER_COOLDOWN"),
+            sentinels=sentinels,
+            sentinel_master=master,
+            sentinel_password=self.text("REDIS_SENTINEL_PASSWORD"),
+            cluster=cluster,
+            ssl_ca_certs=self.text("REDIS_SSL_CA_CERTS"),
+            ssl_certfile=self.text("REDIS_SSL_CERTFILE"),
+            ssl_keyfile=self.text("REDIS_SSL_KEYFILE"),
+            ssl_cert_reqs=reqs,
+            session=session,
+            session_prefix=self.prefix("REDIS_SESSION_PREFIX"),
+            health_endpoint=endpoint,
+            secret_key=self.secret_key(),
+            secret_key_fallbacks=self.secret_key_fallbacks(),
+        )
+        self.check_overlaps(settings)
+        return settings
+
+    def check_overlaps(self, settings: Settings) -> None:
+        """Two purposes whose key prefixes overlap on one server and db are an error.
+
+        ``clear()`` deletes ``<namespace>:*``: with ``REDIS_NAMESPACE="shop"``
+        and ``REDIS_SESSION_PREFIX="shop:session"`` on the same db it would
+        delete every session. Prefixes are compared as key prefixes (``a``
+        overlaps ``b`` when ``b + ":"`` starts with ``a + ":"``).
+        """
+        purposes = [("REDIS_NAMESPACE", settings.namespace, settings.cache_url)]
+        if settings.session:
+            purposes.append(("REDIS_SESSION_PREFIX", settings.session_prefix, settings.session_url))
+        for i, (key_a, prefix_a, url_a) in enumerate(purposes):
+            for key_b, prefix_b, url_b in purposes[i + 1:]:
+                if location(url_a, settings) != location(url_b, settings):
+                    continue
+                a, b = prefix_a + ":", prefix_b + ":"
+                if a.startswith(b) or b.startswith(a):
+                    raise self.error(
+                        f"{key_a}={prefix_a!r} and {key_b}={prefix_b!r} overlap on the same Redis server "
+                        f"and db ({mask_url(url_a)}): clearing one would delete the other's keys; expected "
+                        "prefixes where neither is a prefix of the other (e.g. REDIS_NAMESPACE='cache', "
+                        "REDIS_SESSION_PREFIX='session'), or separate databases (REDIS_SESSION_URL)")
 
 
-def _cluster(value: Any) -> tuple[str, ...]:
-    key = "REDIS_CLUSTER"
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise _fail(key, value, 'a list of seed URLs such as ["redis://node1:6379"]')
-    for item in value:
-        if not isinstance(item, str) or urlsplit(item).scheme not in ("redis", "rediss"):
-            raise _fail(key, item, "each seed a redis:// or rediss:// URL")
-    return tuple(value)
+def location(url: str, settings: Settings) -> tuple[Any, ...]:
+    """Which server and db ``url`` reaches under ``settings``' topology.
 
-
-def _optional_str(config: Mapping[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _fail(key, value, "a string")
-    return value
-
-
-def _prefix(config: Mapping[str, Any], key: str) -> str:
-    value = config.get(key)
-    if not isinstance(value, str) or not _PREFIX_RE.match(value):
-        raise _fail(key, value, "a non-empty string without spaces or glob characters (*?[])")
-    return value
+    Loopback names count as one host; memory:// URLs are one store each;
+    every purpose of a Sentinel or Cluster setup shares that topology.
+    """
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    path = unquote(parts.path)
+    if "db" in query and _DIGITS.fullmatch(query["db"][-1]):
+        db = int(query["db"][-1])
+    elif parts.scheme != "unix" and _DIGITS.fullmatch(path[1:]):
+        db = int(path[1:])
+    else:
+        db = 0
+    if settings.cluster:
+        return ("cluster",)
+    if settings.sentinels:
+        return ("sentinel", settings.sentinel_master, db)
+    if parts.scheme == "memory":
+        return ("memory", url.rstrip("/"))
+    if parts.scheme == "unix":
+        return ("unix", path, db)
+    host = (parts.hostname or "localhost").lower()
+    if host in ("localhost", "127.0.0.1", "::1"):
+        host = "localhost"
+    return ("tcp", host, parts.port or 6379, db)
 
 
 def warn_unknown_keys(config: Mapping[str, Any]) -> None:
-    """Warn about ``REDIS_*`` keys we don't know, naming the closest known one."""
+    """Warn about ``REDIS_*`` keys we don't know: a hint for other libraries'
+    names (:data:`HINTS`), else the closest known key."""
+    known = set(DEFAULTS) | set(ALIAS_KEYS)
     for key in config:
-        if isinstance(key, str) and key.startswith("REDIS_") and key not in DEFAULTS:
-            close = difflib.get_close_matches(key, list(DEFAULTS), n=1, cutoff=0.75)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            logger.warning("flask-rediscache: unknown config key %s%s", key, hint)
+        if not (isinstance(key, str) and key.startswith("REDIS_")) or key in known:
+            continue
+        if key in HINTS:
+            logger.warning("flask-rediscache: %s is not a flask-rediscache setting: %s", key, HINTS[key])
+            continue
+        close = difflib.get_close_matches(key, sorted(DEFAULTS), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        logger.warning("flask-rediscache: unknown config key %s%s", key, hint)
 
 
 def load_settings(config: Mapping[str, Any], *, debug: bool) -> Settings:
-    """Validate ``config`` (already defaulted) and return :class:`Settings`.
+    """Validate ``config`` (``app.config``; missing keys read as :data:`DEFAULTS`)
+    and return :class:`Settings`.
 
     ``debug`` is ``app.debug or app.testing``: only then does a missing
-    ``REDIS_URL`` fall back to ``memory://`` (with a warning); in production a
-    missing URL is an error, because a per-process cache silently breaks
-    sessions across gunicorn workers.
+    ``REDIS_URL`` fall back to ``memory://`` and a missing ``SECRET_KEY`` to a
+    random per-process key (each with a warning); in production both are
+    errors, because a per-process cache silently breaks sessions across
+    gunicorn workers and a random key breaks them on every restart.
     """
-    warn_unknown_keys(config)
-    url = _url(config, "REDIS_URL")
-    cache_url = _url(config, "REDIS_CACHE_URL")
-    session_url = _url(config, "REDIS_SESSION_URL")
-    sentinels = _sentinels(config.get("REDIS_SENTINELS"))
-    cluster = _cluster(config.get("REDIS_CLUSTER"))
-    defaulted = False
-    if url is None and not (cache_url and session_url) and not sentinels and not cluster:
-        if not debug:
-            raise ConfigError(
-                "REDIS_URL is not set: expected a URL such as redis://localhost:6379/0 "
-                "(memory:// is only chosen automatically when app.debug or app.testing)"
-            )
-        logger.warning("flask-rediscache: REDIS_URL is not set; using memory:// (in-process, not shared)")
-        url, defaulted = "memory://", True
-    master = _optional_str(config, "REDIS_SENTINEL_MASTER")
-    if sentinels and not master:
-        raise _fail("REDIS_SENTINEL_MASTER", master, "the master's service name when REDIS_SENTINELS is set")
-    handler = config.get("REDIS_ERROR_HANDLER")
-    if handler is not None and not callable(handler):
-        raise _fail("REDIS_ERROR_HANDLER", handler, "a callable (method=, returning=, exception=)")
-    rct = config.get("REDIS_RACE_CONDITION_TTL")
-    race = None if rct is None else float(_number(config, "REDIS_RACE_CONDITION_TTL", allow_zero=False))
-    reqs = config.get("REDIS_SSL_CERT_REQS")
-    if reqs not in CERT_REQS:
-        raise _fail("REDIS_SSL_CERT_REQS", reqs, " or ".join(repr(r) for r in CERT_REQS))
-    for flag in ("REDIS_SESSION",):
-        if not isinstance(config.get(flag), bool):
-            raise _fail(flag, config.get(flag), "True or False")
-    endpoint = _optional_str(config, "REDIS_HEALTH_ENDPOINT")
-    if endpoint is not None and not endpoint.startswith("/"):
-        raise _fail("REDIS_HEALTH_ENDPOINT", endpoint, 'a path starting with "/", e.g. "/health/redis"')
-    # With Sentinel or Cluster the URL only carries credentials and the db.
-    base = url or ("redis://" if sentinels or cluster else "memory://")
-    return Settings(
-        cache_url=cache_url or base,
-        session_url=session_url or base,
-        url_was_defaulted=defaulted,
-        connect_timeout=float(_number(config, "REDIS_CONNECT_TIMEOUT", allow_zero=False)),
-        read_timeout=float(_number(config, "REDIS_READ_TIMEOUT", allow_zero=False)),
-        write_timeout=float(_number(config, "REDIS_WRITE_TIMEOUT", allow_zero=False)),
-        reconnect_attempts=_number(config, "REDIS_RECONNECT_ATTEMPTS", integer=True),
-        reconnect_delay=float(_number(config, "REDIS_RECONNECT_DELAY")),
-        reconnect_delay_max=float(_number(config, "REDIS_RECONNECT_DELAY_MAX")),
-        pool_size=_number(config, "REDIS_POOL_SIZE", minimum=1, integer=True),
-        pool_timeout=float(_number(config, "REDIS_POOL_TIMEOUT")),
-        namespace=_prefix(config, "REDIS_NAMESPACE"),
-        default_timeout=timeout_seconds(_number(config, "REDIS_DEFAULT_TIMEOUT"), "REDIS_DEFAULT_TIMEOUT"),
-        race_condition_ttl=race,
-        compress_threshold=_number(config, "REDIS_COMPRESS_THRESHOLD", integer=True),
-        error_handler=handler,
-        breaker_threshold=_number(config, "REDIS_CIRCUIT_BREAKER_THRESHOLD", minimum=1, integer=True),
-        breaker_cooldown=float(_number(config, "REDIS_CIRCUIT_BREAKER_COOLDOWN")),
-        sentinels=sentinels,
-        sentinel_master=master,
-        sentinel_password=_optional_str(config, "REDIS_SENTINEL_PASSWORD"),
-        cluster=cluster,
-        ssl_ca_certs=_optional_str(config, "REDIS_SSL_CA_CERTS"),
-        ssl_certfile=_optional_str(config, "REDIS_SSL_CERTFILE"),
-        ssl_keyfile=_optional_str(config, "REDIS_SSL_KEYFILE"),
-        ssl_cert_reqs=reqs,
-        session=config["REDIS_SESSION"],
-        session_prefix=_prefix(config, "REDIS_SESSION_PREFIX"),
-        health_endpoint=endpoint,
-    )
+    return _Loader(config, debug).load()
+

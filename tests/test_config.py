@@ -97,7 +97,6 @@ def test_unset_url_is_memory_in_debug_with_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="flask_rediscache"):
         s = settings(debug=True)
     assert s.cache_url == "memory://"
-    assert s.url_was_defaulted
     assert "REDIS_URL is not set" in caplog.text
 
 
