@@ -1,34 +1,43 @@
 """Building the redis-py clients: one per distinct target, pooled and bounded.
 
 The topology (standalone URL, ``memory://``, Sentinel, Cluster) is decided
-here and nowhere else; the rest of the package only sees a redis-py client
-and whether it is a cluster. Retries use redis-py's own
-:class:`~redis.retry.Retry` with :class:`~redis.backoff.ExponentialBackoff`,
-and only on connection errors: retrying a *timeout* against a hung server is
-what turns a 1 s read timeout into a multi-second stall per call.
+here and nowhere else; the rest of the package only sees a redis-py client,
+its kind, and the retry policy of its commands (:attr:`Target.retry`).
+
+Connections never retry by themselves (``Retry(NoBackoff(), 0)``): whether a
+command may be sent again depends on the command, which only the store knows
+(a lost reply to ``INCRBY`` must not count twice). Pools are bounded and
+report exhaustion as :class:`PoolExhausted`, a type, so nobody has to read
+an error message to tell "this process is busy" from "the server is down".
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from .config import ConfigError, Settings, mask_url
+from .config import Settings
+from .errors import CircuitOpenError, ConfigError, PoolExhaustedError
+from .masking import mask_url
 
 logger = logging.getLogger("flask_rediscache")
 
-#: What RedisCluster expects from an exhausted pool (recent redis-py; older ones lack it).
+T = TypeVar("T")
+
+#: What RedisCluster expects from an exhausted node pool (redis-py >= 5.1;
+#: older ones lack it and treat any ConnectionError alike).
 _MaxConnectionsError: type[redis.ConnectionError] = getattr(
     redis.exceptions, "MaxConnectionsError", redis.ConnectionError)
 #: What building a ``RedisCluster`` raises when no seed answers.
@@ -38,18 +47,103 @@ CLUSTER_START_ERRORS: tuple[type[BaseException], ...] = (RedisClusterException, 
 #: after a killed master) and Cluster node pools pass this package's tests;
 #: standalone URLs work from redis-py 5.0.
 MIN_REDIS_PY = {"REDIS_SENTINELS": (7, 3), "REDIS_CLUSTER": (7, 0)}
+_REDIS_PY = tuple(int(part) for part in redis.__version__.split(".")[:2] if part.isdigit())
+
+MEMORY_NEEDS_FAKEREDIS = 'memory:// needs fakeredis: pip install "flask-rediscache[memory]"'
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
 
 
+class PoolExhausted(PoolExhaustedError, _MaxConnectionsError):  # type: ignore[valid-type,misc]
+    """:class:`~flask_rediscache.errors.PoolExhaustedError` that is also
+    redis-py's ``MaxConnectionsError``, which ``RedisCluster`` passes straight
+    up (client-side exhaustion) instead of taking the node for dead, dropping
+    its connections and reloading the slot map: more load exactly when the app
+    is already saturated. Redundant (but harmless) once ``PoolExhaustedError``
+    itself derives from ``MaxConnectionsError``.
+    """
+
+
+#: Errors a retry may help with: the connection was refused, reset or
+#: dropped. The builtin ``ConnectionError`` is what a raw socket raises before
+#: redis-py wraps it. Timeouts are not retried: against a hung server that
+#: only multiplies the wait.
+RETRIED_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, ConnectionError)
+#: ConnectionError subclasses that are not network blips: a pool wait or an
+#: open breaker. Retrying them only queues longer.
+NOT_RETRIED: tuple[type[Exception], ...] = (PoolExhaustedError, CircuitOpenError)
+
+
+class _Final(Exception):
+    """Carries a non-retryable error through redis-py's ``Retry`` loop."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class CommandRetry(Retry):
+    """redis-py's ``Retry`` that never retries :data:`NOT_RETRIED`.
+
+    A pool wait that timed out or an open breaker is raised at once: another
+    attempt would only wait again. Works on every redis-py from 5.0 (which
+    has no ``is_retryable`` argument) by carrying such errors through the
+    loop in an exception type the ``Retry`` does not support.
+    """
+
+    def call_with_retry(self, do: Callable[[], T], fail: Callable[..., Any],
+                        *args: Any, **kwargs: Any) -> T:
+        def guarded() -> T:
+            try:
+                return do()
+            except NOT_RETRIED as exc:
+                raise _Final(exc) from exc
+
+        try:
+            return super().call_with_retry(guarded, fail, *args, **kwargs)
+        except _Final as final:
+            error = final.error
+            error.__suppress_context__ = True  # the _Final wrapper is noise in a traceback
+            raise error  # noqa: B904 - re-raising the original, cause intact
+
+
+def make_retry(settings: Settings) -> CommandRetry:
+    """The retry policy of idempotent commands: ``REDIS_RECONNECT_ATTEMPTS``
+    retries of a connection error, backing off ``REDIS_RECONNECT_DELAY`` *
+    2**n seconds up to ``REDIS_RECONNECT_DELAY_MAX``."""
+    return CommandRetry(
+        ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay),
+        settings.reconnect_attempts,
+        supported_errors=RETRIED_ERRORS,
+    )
+
+
+def no_retry() -> Retry:
+    """What every connection gets: no retries inside redis-py at all (redis-py 8
+    would otherwise retry every command 3 times, and a connect 10 times)."""
+    return Retry(NoBackoff(), 0)
+
+
 @dataclass
 class Target:
-    """A Redis endpoint as the operator configured it (for CLI/health output)."""
+    """A Redis endpoint as the operator configured it, and how to call it.
+
+    ``retry`` is the policy for *idempotent* commands only: the store calls
+    ``target.retry.call_with_retry(do, fail)`` for GET, SET without NX, MGET,
+    UNLINK, EXPIRE, SCAN, a WATCH-guarded save...; never for INCRBY, SET NX
+    or lock acquisition, which are sent once (a lost reply must not apply
+    them twice). It retries connection errors only, never
+    :class:`~flask_rediscache.errors.PoolExhaustedError` or
+    :class:`~flask_rediscache.errors.CircuitOpenError`. Each retry checks a
+    fresh connection out of the pool, which under Sentinel asks the sentinels
+    for the current master.
+    """
 
     client: Any
     name: str  # masked URL or topology description, safe to print
     kind: str  # "standalone", "memory", "sentinel" or "cluster"
+    retry: Retry
     purposes: list[str] = field(default_factory=list)
 
     @property
@@ -57,32 +151,16 @@ class Target:
         return self.kind == "cluster"
 
 
-#: Errors worth a retry: the connection was refused, reset or dropped. The
-#: builtin ``ConnectionError`` is there because redis-py 5 retries the raw
-#: socket error of a refused connect before wrapping it. Timeouts are not
-#: retried (see the module docstring).
-RETRIED_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, ConnectionError)
-
-
-def make_retry(settings: Settings) -> Retry:
-    """The explicit retry policy (redis-py 8 would otherwise retry 10 times)."""
-    return Retry(
-        ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay),
-        settings.reconnect_attempts,
-        supported_errors=RETRIED_ERRORS,
-    )
-
-
 def _socket_kwargs(settings: Settings) -> dict[str, Any]:
-    # redis-py has one socket timeout for reads and writes; the contract says
-    # it is REDIS_READ_TIMEOUT, the one that bounds a hung server.
+    """Connection arguments of every pool: timeouts, no redis-py retries, and
+    ``REDIS_CONNECTION_OPTIONS`` (validated against an allow-list in config)."""
+    # redis-py has one socket timeout for reads and writes: REDIS_READ_TIMEOUT,
+    # the one that bounds a hung server.
     return {
+        **settings.connection_options,
         "socket_connect_timeout": settings.connect_timeout,
         "socket_timeout": settings.read_timeout,
-        "retry": make_retry(settings),
-        # redis-py 5 retries a failed command only for these (later versions
-        # fold them into the Retry's supported errors, where they already are).
-        "retry_on_error": list(RETRIED_ERRORS),
+        "retry": no_retry(),
     }
 
 
@@ -99,12 +177,7 @@ def _ssl_kwargs(settings: Settings) -> dict[str, Any]:
 
 def memory_server(url: str) -> Any:
     """The process-wide fakeredis server behind a ``memory://`` URL."""
-    try:
-        import fakeredis
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "memory:// needs fakeredis: pip install 'flask-rediscache[memory]'"
-        ) from exc
+    fakeredis = _import_fakeredis()
     with _memory_lock:
         server = _memory_servers.get(url)
         if server is None:
@@ -112,73 +185,120 @@ def memory_server(url: str) -> Any:
         return server
 
 
+def _import_fakeredis() -> Any:
+    """fakeredis, or the :class:`ConfigError` that says how to install it
+    (a bare ``ModuleNotFoundError`` would not say which extra is missing)."""
+    try:
+        import fakeredis
+    except ImportError as exc:
+        raise ConfigError(MEMORY_NEEDS_FAKEREDIS) from exc
+    return fakeredis
+
+
+class BoundedPool(redis.BlockingConnectionPool):
+    """A blocking pool whose exhaustion is a type, not a message.
+
+    Checkouts pass a ``threading.BoundedSemaphore(max_connections)`` first,
+    acquired with ``timeout`` (``REDIS_POOL_TIMEOUT``); when none frees up in
+    time it raises :class:`PoolExhausted` naming the size and the wait, instead
+    of redis-py's generic ``ConnectionError`` whose only distinguishing
+    feature is its text. The slot is given back in :meth:`release`, and at
+    once when the checkout itself fails (a refused connect).
+
+    After ``fork()`` redis-py resets the pool in the child (it compares
+    ``os.getpid()``); the gate is per process the same way, so a child never
+    inherits slots its parent's threads were holding. Which gate a checkout
+    passed is remembered per connection, so a release always returns the slot
+    to the gate it came from.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._rediscache_gate = (os.getpid(), threading.BoundedSemaphore(self.max_connections))
+        self._rediscache_held: dict[int, threading.BoundedSemaphore] = {}
+
+    def _gate(self) -> threading.BoundedSemaphore:
+        pid, gate = self._rediscache_gate
+        if pid != os.getpid():
+            # A forked child: start with every slot free. Two threads racing here
+            # each make a gate and one wins; the other's checkout is still bounded
+            # by redis-py's own queue, so the bound holds.
+            gate = threading.BoundedSemaphore(self.max_connections)
+            self._rediscache_gate = (os.getpid(), gate)
+            self._rediscache_held = {}
+        return gate
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        gate = self._gate()
+        if not gate.acquire(timeout=self.timeout):
+            raise PoolExhausted(
+                f"all {self.max_connections} pooled connections stayed busy for {self.timeout:g}s "
+                f"(REDIS_POOL_SIZE={self.max_connections}, REDIS_POOL_TIMEOUT={self.timeout:g})")
+        try:
+            connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except BaseException:
+            gate.release()
+            raise
+        self._rediscache_held[id(connection)] = gate
+        return connection
+
+    def release(self, connection: Any) -> None:
+        gate = self._rediscache_held.pop(id(connection), None)
+        try:
+            super().release(connection)  # type: ignore[no-untyped-call]
+        finally:
+            if gate is not None:
+                gate.release()
+
+
+#: Each cluster node's pool: bounded, and exhaustion is ``MaxConnectionsError``
+#: (see :class:`PoolExhausted`).
+ClusterNodePool = BoundedPool
+
+
 def _standalone(url: str, settings: Settings) -> Any:
     kwargs = _socket_kwargs(settings)
     if urlsplit(url).scheme == "rediss":
         kwargs.update(_ssl_kwargs(settings))
-    pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=settings.pool_size, timeout=settings.pool_timeout, **kwargs
-    )
+    pool = BoundedPool.from_url(url, max_connections=settings.pool_size, timeout=settings.pool_timeout,
+                                **kwargs)
     return redis.Redis(connection_pool=pool)
 
 
-class SentinelConnection(SentinelManagedConnection):
-    """A Sentinel-managed connection that asks the sentinels on *every* reconnect.
-
-    redis-py 8 reconnects a dropped connection inside ``send_packed_command``
-    by calling ``connect_check_health()`` on the host it last used, bypassing
-    ``SentinelManagedConnection.connect()``, the only place that asks the
-    sentinels (redis/redis-py#3874). So the retry of a command that failed
-    with ``READONLY`` (the master was demoted: redis-py closes the connection
-    and raises ``ConnectionError``) went straight back to the demoted server
-    and failed again. Reconnecting through ``connect()`` makes that retry
-    land on the new master.
-    """
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        if not self._sock:
-            self.connect()  # type: ignore[no-untyped-call]
-        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
-
-
-class SentinelSSLConnection(SentinelConnection, redis.SSLConnection):
-    """:class:`SentinelConnection` over TLS."""
-
-
-class BlockingSentinelConnectionPool(SentinelConnectionPool, redis.BlockingConnectionPool):
-    """redis-py's Sentinel pool with the blocking pool's bound.
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BoundedPool):
+    """redis-py's Sentinel pool with :class:`BoundedPool`'s bound.
 
     ``SentinelConnectionPool`` is a plain ``ConnectionPool``, which raises at
-    once when ``max_connections`` are busy; mixing in ``BlockingConnectionPool``
-    makes a Sentinel master behave like a standalone URL: ``REDIS_POOL_SIZE``
-    connections, callers wait up to ``REDIS_POOL_TIMEOUT`` for a free one. The
-    Sentinel half still decides where connections go (it asks the sentinels on
-    every connect) and which it keeps (``owns_connection`` drops connections
-    to a former master when they are released).
+    once when ``max_connections`` are busy; mixing in the bounded pool makes
+    a Sentinel master behave like a standalone URL: ``REDIS_POOL_SIZE``
+    connections, callers wait up to ``REDIS_POOL_TIMEOUT`` for a free one.
+    The Sentinel half still decides where connections go (a new connection
+    asks the sentinels for the master) and which it keeps
+    (``owns_connection`` drops connections to a former master on release).
     """
 
 
 def _sentinel(url: str, settings: Settings) -> Any:
     """A client for the Sentinel-managed master.
 
-    Failover is redis-py's: every new connection asks the sentinels for the
-    master's address; a connection that gets ``READONLY`` (its server was
-    demoted) is closed and turned into a ``ConnectionError``, which the
-    explicit :func:`make_retry` retries on a fresh connection, i.e. (with
-    :class:`SentinelConnection`) on the new master. The guard fails open for
-    whatever is left, e.g. while no master is elected yet.
+    Failover is redis-py's: a connection that gets ``READONLY`` (its server
+    was demoted) is closed and turned into a ``ConnectionError``; the store's
+    retry of an idempotent command (:attr:`Target.retry`) checks a connection
+    out again, and connecting it asks the sentinels for the new master. The
+    fail-open boundary handles whatever is left, e.g. while no master is
+    elected yet.
     """
     parts = urlsplit(url)
     path = parts.path.lstrip("/")
     db = int(path) if path.isdigit() else 0
     kwargs = _socket_kwargs(settings)
     sentinel_kwargs: dict[str, Any] = {**_socket_kwargs(settings), "password": settings.sentinel_password}
-    connection_class: type[SentinelConnection] = SentinelConnection
+    pool_kwargs: dict[str, Any] = {}
     if parts.scheme == "rediss":
         # With TLS on, the sentinels are reached over TLS too (tls-port on every node).
-        connection_class = SentinelSSLConnection
         kwargs.update(_ssl_kwargs(settings))
         sentinel_kwargs.update(_ssl_kwargs(settings), ssl=True)
+        pool_kwargs["ssl"] = True  # SentinelConnectionPool then uses SentinelManagedSSLConnection
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(settings.sentinels), sentinel_kwargs=sentinel_kwargs,
         username=unquote(parts.username) if parts.username else None,
@@ -186,28 +306,8 @@ def _sentinel(url: str, settings: Settings) -> Any:
     )
     return sentinel.master_for(  # type: ignore[no-untyped-call]
         settings.sentinel_master or "", connection_pool_class=BlockingSentinelConnectionPool,
-        connection_class=connection_class, max_connections=settings.pool_size, timeout=settings.pool_timeout,
+        max_connections=settings.pool_size, timeout=settings.pool_timeout, **pool_kwargs,
     )
-
-
-class ClusterNodePool(redis.BlockingConnectionPool):
-    """The pool of one cluster node: blocking, and honest about exhaustion.
-
-    ``BlockingConnectionPool`` reports a wait that timed out as a plain
-    ``ConnectionError``, which ``RedisCluster`` takes for a dead node: it drops
-    the node's idle connections and reloads the slot map from the cluster,
-    more load exactly when the app is already saturated. Raised as
-    ``MaxConnectionsError`` (a ``ConnectionError`` too, same message) it is
-    passed straight up, and the guard still recognises pool exhaustion.
-    """
-
-    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except redis.ConnectionError as exc:
-            if type(exc) is redis.ConnectionError and "No connection available" in str(exc):
-                raise _MaxConnectionsError(str(exc)) from None
-            raise
 
 
 def _seed_url(seed: str, credentials: str) -> str:
@@ -224,12 +324,13 @@ def _cluster(url: str, settings: Settings) -> Any:
     """A ``RedisCluster`` over the seeds, with bounded blocking pools per node.
 
     The first seed is passed as ``url`` because only then does redis-py build
-    each node's pool from ``connection_pool_class`` (a blocking
-    :class:`ClusterNodePool` with ``REDIS_POOL_SIZE``/``REDIS_POOL_TIMEOUT``,
-    like a standalone URL);
+    each node's pool from ``connection_pool_class`` (a :class:`BoundedPool`
+    with ``REDIS_POOL_SIZE``/``REDIS_POOL_TIMEOUT``, like a standalone URL);
     the other seeds are extra startup nodes. Credentials may sit on the seeds
-    or on ``REDIS_URL``. ``retry`` is the cluster-level policy (redis-py
-    retries a failed command there, after refreshing the slot map).
+    (config puts ``REDIS_USERNAME``/``REDIS_PASSWORD`` there) or on
+    ``REDIS_URL``. The cluster-level retry is off too: a failed command
+    still makes redis-py refresh its slot map, and the store's
+    :attr:`Target.retry` sends an idempotent command again on the new map.
     """
     from redis.cluster import ClusterNode, RedisCluster
 
@@ -237,6 +338,8 @@ def _cluster(url: str, settings: Settings) -> Any:
     kwargs = _socket_kwargs(settings)
     if seeds[0].scheme == "rediss":
         kwargs.update(_ssl_kwargs(settings))
+    if _REDIS_PY < (6, 0):  # before 6.0 the cluster's retry count was this argument
+        kwargs["cluster_error_retry_attempts"] = 0
     return RedisCluster(
         url=_seed_url(settings.cluster[0], url),
         startup_nodes=[ClusterNode(s.hostname or "localhost", s.port or 6379)  # type: ignore[no-untyped-call]
@@ -329,17 +432,18 @@ def build_target(url: str, settings: Settings) -> Target:
         require_redis_py("REDIS_CLUSTER")
     elif settings.sentinels:
         require_redis_py("REDIS_SENTINELS")
+    retry = make_retry(settings)
     if settings.cluster:
         name = "cluster " + ",".join(map(mask_url, settings.cluster))
-        return Target(_cluster_or_lazy(url, settings, name), name, "cluster")
+        return Target(_cluster_or_lazy(url, settings, name), name, "cluster", retry)
     if settings.sentinels:
         hosts = ",".join(f"{h}:{p}" for h, p in settings.sentinels)
-        return Target(_sentinel(url, settings), f"sentinel {settings.sentinel_master}@{hosts}", "sentinel")
+        return Target(_sentinel(url, settings), f"sentinel {settings.sentinel_master}@{hosts}", "sentinel",
+                      retry)
     if urlsplit(url).scheme == "memory":
-        import fakeredis
-
-        return Target(fakeredis.FakeRedis(server=memory_server(url)), url, "memory")
-    return Target(_standalone(url, settings), mask_url(url), "standalone")
+        fakeredis = _import_fakeredis()
+        return Target(fakeredis.FakeRedis(server=memory_server(url)), url, "memory", retry)
+    return Target(_standalone(url, settings), mask_url(url), "standalone", retry)
 
 
 def build_targets(settings: Settings) -> dict[str, Target]:
