@@ -140,6 +140,8 @@ class RedisSession(SessionMixin):
 
     #: Set by any change through the mapping interface (Flask's meaning).
     modified = False
+    #: Flask's meaning (Vary: Cookie); Flask 3.0's SessionMixin defaults it to True.
+    accessed = False
     #: True once the data was read or changed through any mapping method (or
     #: ``permanent``). ``@cached`` stores a view's response only if its
     #: session stayed untouched.
