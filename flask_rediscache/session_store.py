@@ -26,18 +26,20 @@ A session is a hash ``<prefix>:<sha256(id)>``, one field per top-level key.
   written, then the old one deleted (two steps; see there why).
 
 Every command here is safe to repeat, so each call goes through the
-purpose's :class:`~flask_rediscache.retrying.Retrier`.
+purpose's retry policy (:attr:`Target.retry <flask_rediscache.clients.Target.retry>`,
+``REDIS_RECONNECT_*``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from redis.exceptions import ResponseError
+from redis.retry import Retry
 
-from .retrying import Retrier
+T = TypeVar("T")
 
 #: The save, atomically. KEYS[1]: the session's key. ARGV: mode ("create",
 #: "update" or "replace"), TTL in seconds, the number of fields to set, the
@@ -107,14 +109,18 @@ class SavePlan:
 class SessionStore:
     """Session-purpose commands for one app (keys in, raw fields out; raises)."""
 
-    def __init__(self, client: Any, retrier: Retrier, *, kind: str) -> None:
+    def __init__(self, client: Any, retry: Retry, *, kind: str) -> None:
         self.client = client
-        self._idempotent = retrier
+        self.retry = retry
         self.kind = kind
         # fakeredis runs Lua only with the optional lupa package: memory://
         # saves use WATCH/MULTI/EXEC instead (in-process, so the extra round
         # trips cost nothing).
         self._script = None if kind == "memory" else client.register_script(SAVE_SCRIPT)
+
+    def _idempotent(self, do: Callable[[], T]) -> T:
+        """``do()``, retried on connection errors (every session command may be repeated)."""
+        return self.retry.call_with_retry(do, _nothing)
 
     # -- reads -------------------------------------------------------------
     def load(self, key: str, ttl: int | None) -> Loaded:
@@ -221,3 +227,7 @@ class SessionStore:
         """``HDEL key names...`` (the last fields were popped)."""
         client = self.client
         return int(self._idempotent(lambda: client.hdel(key, *names)))
+
+
+def _nothing(*_args: Any) -> None:
+    """Retry's failure callback: redis-py has already dropped the broken connection."""

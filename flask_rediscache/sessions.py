@@ -48,7 +48,6 @@ from itsdangerous import BadSignature, TimestampSigner
 from markupsafe import Markup
 
 from . import signals
-from .retrying import Retrier
 from .session_store import CREATE, PERMANENT_FIELD, REPLACE, UPDATE, SavePlan, SessionStore
 from .state import SESSION_G_ATTR
 
@@ -318,7 +317,7 @@ class RedisSessionInterface(SessionInterface):
     def __init__(self, state: AppState) -> None:
         settings = state.settings
         target = state.targets["session"]
-        self.store = SessionStore(target.client, Retrier.from_settings(settings), kind=target.kind)
+        self.store = SessionStore(target.client, target.retry, kind=target.kind)
         self.boundary: Boundary = state.boundaries["session"]
         self.prefix: str = settings.session_prefix
         self._key_head = self.prefix + ":"
