@@ -297,17 +297,23 @@ def timeout_seconds(value: Any, key: str = "timeout") -> int:
 
 # -- secrets ----------------------------------------------------------------
 _QUERY_PASSWORD = re.compile(r"password=([^&;#\s]*)", re.IGNORECASE)
+#: A URL's scheme however many slashes follow (``redis:/host`` is a typo to mask too).
+_SCHEME = re.compile(r"[A-Za-z][\w+.-]*:/*")
 
 
 def _url_passwords(text: str) -> list[str]:
     """Passwords in ``text`` read as a URL: userinfo and ``password=`` values, raw and decoded."""
     found: list[str] = []
-    _, sep, rest = text.partition("://")
-    if sep:
-        netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
-        userinfo = netloc.rpartition("@")[0]
-        if ":" in userinfo:
-            found.append(userinfo.partition(":")[2])
+    for token in text.split():
+        match = _SCHEME.match(token)
+        if not match:
+            continue
+        rest = token[match.end():]
+        # As a URL parser reads it (userinfo ends at the first "/") and as the
+        # user may have meant it (a password with a raw "/" or "@" in it).
+        for userinfo in (re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[0], rest.rpartition("@")[0]):
+            if ":" in userinfo:
+                found.append(userinfo.partition(":")[2])
     found.extend(_QUERY_PASSWORD.findall(text))
     return [v for p in found for v in (p, unquote(p)) if v]
 
@@ -628,7 +634,8 @@ class _Loader:
 
     def load(self) -> Settings:
         warn_unknown_keys(self.config)
-        url = self.optional_url("REDIS_URL") or self.alias_url()
+        alias = self.alias_url()  # first: it warns when REDIS_URL makes it moot
+        url = self.optional_url("REDIS_URL") or alias
         cache_url = self.optional_url("REDIS_CACHE_URL")
         session_url = self.optional_url("REDIS_SESSION_URL")
         sentinels = self.sentinels()

@@ -32,16 +32,16 @@ _ITEM = re.compile(r"""(['"]\w*password['"]\s*:\s*)(?:b?'[^']*'|b?"[^"]*")""", r
 
 def mask(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with URL passwords, ``password=`` values and ``secrets`` replaced by ``***``."""
-    text = _USERINFO.sub(r"\1" + MASK + "@", text)
-    text = _ASSIGNED.sub(r"\1" + MASK, text)
-    text = _ITEM.sub(r"\1'" + MASK + "'", text)
     literals: set[str] = set()
     for secret in secrets:
         if secret and len(secret) >= 3:  # shorter ones would mangle ordinary words
             literals.update((secret, quote(secret, safe="")))
+    # Literals first: a password with a raw "/" or "@" defeats the URL pattern.
     for secret in sorted(literals, key=len, reverse=True):  # longest first: no partial leftovers
         text = text.replace(secret, MASK)
-    return text
+    text = _USERINFO.sub(r"\1" + MASK + "@", text)
+    text = _ASSIGNED.sub(r"\1" + MASK, text)
+    return _ITEM.sub(r"\1'" + MASK + "'", text)
 
 
 def mask_url(url: str) -> str:
