@@ -13,7 +13,7 @@ from flask_rediscache.clients import BlockingSentinelConnectionPool, BoundedPool
 from flask_rediscache.config import load_settings
 from flask_rediscache.errors import PoolExhaustedError
 
-from .topology_servers import RedisClusterNodes, start_sentinel_setup
+from .topology_servers import RedisClusterNodes, start_sentinel_setup, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -47,6 +47,35 @@ def test_sentinel_master_gets_redis_password_options_and_a_bounded_pool():
         pool.release(held)
         assert client.get("k") == b"v"
         pool.disconnect()
+    finally:
+        setup.stop()
+
+
+def test_target_retry_of_a_write_after_a_demotion_reaches_the_new_master():
+    """SENTINEL FAILOVER demotes the master without killing it: the pooled
+    connection gets READONLY, which redis-py's SentinelManagedConnection turns
+    into a ConnectionError after closing the connection. One retry through
+    Target.retry checks the connection out again, and connecting it asks the
+    sentinels: the write lands on the new master (no private socket access)."""
+    setup = start_sentinel_setup()
+    try:
+        settings = settings_of(REDIS_SENTINELS=[f"127.0.0.1:{setup.sentinel.port}"],
+                               REDIS_SENTINEL_MASTER=setup.sentinel.service, REDIS_POOL_SIZE=1)
+        target = build_targets(settings)["cache"]
+        client = target.client
+        assert client.set("k", "first") is True
+        old, new = setup.master, setup.replica
+        assert setup.sentinel.client().sentinel_failover(setup.sentinel.service)
+        wait_until(lambda: setup.sentinel.master_address() == ("127.0.0.1", new.port), 10,
+                   message="the sentinel to promote the replica")
+        old.client().replicaof("127.0.0.1", new.port)  # what the sentinel sends ~8 s later
+        wait_until(lambda: old.client().info("replication")["role"] == "slave", 5,
+                   message="the old master to be demoted")
+        failures: list[Exception] = []
+        assert target.retry.call_with_retry(lambda: client.set("k", "second"), failures.append) is True
+        assert len(failures) == 1 and isinstance(failures[0], redis.ConnectionError)
+        assert new.client().get("k") == b"second"
+        client.connection_pool.disconnect()
     finally:
         setup.stop()
 
