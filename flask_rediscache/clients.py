@@ -349,6 +349,10 @@ def _cluster(url: str, settings: Settings) -> Any:
     )
 
 
+#: Attributes a ``RedisCluster`` never has, which :class:`LazyCluster` must not connect for.
+_NOT_ON_A_CLUSTER = frozenset({"connection_pool"})
+
+
 class LazyCluster:
     """Stands in for a ``RedisCluster`` whose seed nodes were unreachable at start.
 
@@ -385,7 +389,26 @@ class LazyCluster:
                 raise redis.ConnectionError(f"Redis Cluster is unreachable: {self._error}")
             return self._client
 
+    def register_script(self, script: str | bytes) -> Any:
+        """A redis-py ``Script`` bound to this stand-in, so it can be made while
+        the cluster is down (e.g. at ``init_app``): running it calls
+        ``evalsha`` here, which connects then or raises ``ConnectionError``."""
+        from redis.commands.core import Script
+
+        # Bytes: Script would otherwise ask the (absent) client for its encoder.
+        return Script(self, script.encode() if isinstance(script, str) else script)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Close the real client if it was ever built (a stand-in holds no sockets)."""
+        if self._client is not None:
+            self._client.close()
+
     def __getattr__(self, name: str) -> Any:
+        if name in _NOT_ON_A_CLUSTER or name.startswith("__"):
+            # Asking for these is how callers tell a standalone client from a
+            # cluster (getattr(client, "connection_pool", None)): answer as a
+            # RedisCluster would, without trying to connect.
+            raise AttributeError(name)
         try:
             client = self.connect()
         except redis.ConnectionError as exc:

@@ -234,3 +234,30 @@ def test_memory_without_fakeredis_is_a_config_error_with_the_install_line(monkey
     with pytest.raises(ConfigError) as err:
         build_targets(settings)
     assert str(err.value) == 'memory:// needs fakeredis: pip install "flask-rediscache[memory]"'
+
+
+def test_lazy_cluster_scripts_can_be_registered_while_the_cluster_is_down(server):
+    """A session store registers its Lua script at init_app; with the cluster
+    down at start that must not raise, and the script runs once it is up."""
+    state: dict[str, Any] = {"up": False}
+
+    def factory() -> Any:
+        if not state["up"]:
+            raise redis.ConnectionError("refused")
+        return server.client()
+
+    lazy = clients.LazyCluster(factory, 0, redis.ConnectionError("refused"))
+    script = lazy.register_script("return ARGV[1]")
+    with pytest.raises(redis.ConnectionError, match="unreachable"):
+        script(args=["hi"])
+    state["up"] = True
+    assert script(args=["hi"]) == b"hi"
+
+
+def test_lazy_cluster_answers_like_a_cluster_without_connecting():
+    def factory() -> Any:
+        raise AssertionError("must not connect")
+
+    lazy = clients.LazyCluster(factory, 3600, redis.ConnectionError("refused"))
+    assert getattr(lazy, "connection_pool", None) is None  # no standalone pool, as on RedisCluster
+    lazy.close()  # nothing was built: nothing to close, no connection attempt
