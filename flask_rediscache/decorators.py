@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Response as FlaskResponse
-from flask import current_app, g, has_request_context, request, session, url_for
+from flask import current_app, has_request_context, request, url_for
 from werkzeug.wrappers import Response
 
 from . import signals
@@ -44,8 +44,8 @@ from .codec import MISS
 from .config import timeout_seconds
 from .errors import UnpicklableError
 from .keys import escape_glob
+from .session_access import session_touched
 from .stampede import Stale, run_plan, run_plan_async, stampede_plan
-from .state import SESSION_G_ATTR
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cache import Cache
@@ -623,25 +623,6 @@ def _memo_key(memo: Memoized, func: Callable[..., Any], *args: Any, **kwargs: An
 
 
 # -- views ---------------------------------------------------------------
-def _session_touched() -> bool:
-    """Did this request read or change the session's data?
-
-    The session interface of flask-rediscache records its session in ``g``
-    when it opens one, and the session knows whether its data was touched;
-    this holds on every Flask version (3.2 opens the session lazily, on first
-    use, so an untouched session may never be opened at all). With another
-    session interface, Flask's own ``session.accessed`` is the answer (since
-    Flask 3.1.3 reading the proxy marks it accessed, so such views are then
-    never cached: safe, not fast).
-    """
-    ours = g.get(SESSION_G_ATTR)
-    if ours is not None:
-        return bool(ours.touched)
-    if getattr(current_app.session_interface, "tracks_access", False):
-        return False  # ours, and never opened in this request
-    return bool(getattr(session, "accessed", True))
-
-
 def _cacheable(response: Response) -> bool:
     """A response that is the same for every user and safe to replay."""
     if response.status_code != 200 or response.is_streamed or response.direct_passthrough:
@@ -652,7 +633,7 @@ def _cacheable(response: Response) -> bool:
     if cache_control.no_store or cache_control.private:
         return False
     # A view that read the session may render per-user data.
-    return not _session_touched()
+    return not session_touched()
 
 
 def _is_view(wrapper: Callable[..., Any]) -> bool:

@@ -37,6 +37,7 @@ from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
 from .jinja import ENV_ATTR, FragmentCacheExtension
 from .retrying import Retrier
+from .session_access import TrackingSessionInterface
 from .sessions import RedisSessionInterface
 from .state import EXTENSION_KEY, AppState
 from .store import Store
@@ -169,6 +170,9 @@ class RedisCache:
             interface = RedisSessionInterface(state)
             state.extras["session_interface"] = interface
             app.session_interface = interface
+        elif not getattr(app.session_interface, "tracks_access", False):
+            # So @cached can tell whether a view used the app's own sessions.
+            app.session_interface = TrackingSessionInterface(app.session_interface)
         app.cli.add_command(redis_cli)
         if state.settings.health_endpoint:
             register_health_endpoint(app, state.settings.health_endpoint)

@@ -80,3 +80,24 @@ def test_cached_helper_called_from_a_view_returns_its_value(app, client):
     assert client.get("/comments").json == {"n": 2}
     assert client.get("/comments").json == {"n": 2}
     assert calls == [1]
+
+
+@pytest.mark.parametrize("touch", [False, True], ids=["untouched", "touched"])
+def test_cached_view_with_flask_cookie_sessions(make_app, redis_server, touch):
+    """REDIS_SESSION=False: the app's own session interface is wrapped so the
+    decorator can still tell whether the view used the session."""
+    app = make_app(REDIS_URL=redis_server.url, REDIS_SESSION=False)
+    renders = []
+
+    @app.get("/page")
+    @app.extensions["rediscache"].cached(timeout=60)
+    def page():
+        renders.append(1)
+        if touch:
+            return f"hello {session.get('user', 'guest')}"
+        return "hello"
+
+    client = app.test_client()
+    client.get("/page")
+    client.get("/page")
+    assert len(renders) == (2 if touch else 1)
