@@ -42,7 +42,8 @@ from .masking import mask, mask_url
 
 __all__ = [
     "ALIAS_KEYS", "BOUNDS", "CONNECTION_OPTIONS", "DEFAULTS", "HINTS", "URL_SCHEMES", "Bound",
-    "ConfigError", "Settings", "load_settings", "mask_url", "timeout_seconds", "warn_unknown_keys",
+    "ConfigError", "Settings", "channel_key_prefix", "load_settings", "mask_url", "purpose_url_key",
+    "timeout_seconds", "warn_unknown_keys",
     "worst_case_call_seconds",
 ]
 
@@ -83,6 +84,11 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SESSION": True,
     "REDIS_SESSION_PREFIX": "session",
     "REDIS_HEALTH_ENDPOINT": None,
+    "REDIS_CABLE_URL": None,
+    "REDIS_CHANNEL_PREFIX": None,  # None: "<REDIS_NAMESPACE>-cable"
+    "REDIS_CABLE_HISTORY": 1000,
+    "REDIS_CABLE_MAX_STREAM_SECONDS": 120,
+    "REDIS_PURPOSES": [],
 }
 
 #: Upper bound of the cache timeouts and the compression threshold (about 31
@@ -141,6 +147,8 @@ BOUNDS: dict[str, Bound] = {
     "REDIS_CIRCUIT_BREAKER_COOLDOWN": Bound(0, 3600),
     "REDIS_PORT": Bound(1, 65535, integer=True),
     "REDIS_DB": Bound(0, 1_000_000, integer=True),
+    "REDIS_CABLE_HISTORY": Bound(1, 10_000_000, integer=True),
+    "REDIS_CABLE_MAX_STREAM_SECONDS": Bound(1, 86400),
 }
 
 
@@ -202,7 +210,10 @@ HINTS: dict[str, str] = {
     "REDIS_DEFAULT_TTL": "use REDIS_DEFAULT_TIMEOUT",
 }
 
-_URL_KEYS = ("REDIS_URL", "REDIS_CACHE_URL", "REDIS_SESSION_URL")
+_URL_KEYS = ("REDIS_URL", "REDIS_CACHE_URL", "REDIS_SESSION_URL", "REDIS_CABLE_URL")
+#: The purposes built in; ``REDIS_PURPOSES`` adds named ones (``REDIS_<NAME>_URL``).
+BUILTIN_PURPOSES = ("cache", "session", "cable")
+_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _SECRET_KEYS = ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD")
 
 #: The per-process signing key used in debug/testing when SECRET_KEY is unset.
@@ -252,11 +263,19 @@ class Settings:
     health_endpoint: str | None
     secret_key: bytes
     secret_key_fallbacks: tuple[bytes, ...]
+    #: The broadcast purpose (flask_rediscache.cable): its URL, stream key prefix
+    #: (see :func:`channel_key_prefix`), messages kept per channel, longest stream.
+    cable_url: str
+    channel_prefix: str
+    cable_history: int
+    cable_max_stream_seconds: float
+    #: ``REDIS_PURPOSES``: name -> URL (``REDIS_<NAME>_URL``, default ``REDIS_URL``).
+    purposes: Mapping[str, str]
 
     def secrets(self) -> tuple[str, ...]:
         """Every password these settings carry, for :func:`~flask_rediscache.masking.mask`."""
-        return _secrets_in([self.cache_url, self.session_url, *self.cluster,
-                            self.password, self.sentinel_password])
+        return _secrets_in([self.cache_url, self.session_url, self.cable_url, *self.purposes.values(),
+                            *self.cluster, self.password, self.sentinel_password])
 
     def __repr__(self) -> str:
         hidden = {"password", "sentinel_password", "secret_key", "secret_key_fallbacks"}
@@ -351,6 +370,9 @@ def config_secrets(config: Mapping[str, Any]) -> tuple[str, ...]:
         found.extend(_secrets_in(config.get(key), literal=True))
     for key in (*_URL_KEYS, "REDIS_CLUSTER", "REDIS_SENTINELS", "REDIS_CONNECTION_OPTIONS"):
         found.extend(_secrets_in(config.get(key)))
+    for key in config:  # REDIS_<NAME>_URL of the REDIS_PURPOSES, even undeclared ones
+        if isinstance(key, str) and key.startswith("REDIS_") and key.endswith("_URL"):
+            found.extend(_secrets_in(config.get(key)))
     return tuple(dict.fromkeys(found))
 
 
@@ -576,6 +598,27 @@ class _Loader:
                 raise self.error(f"{key}: option {name}={_shown(option)} is invalid: expected {expected}")
         return MappingProxyType(dict(value))
 
+    # -- the broadcast purpose and named purposes ----------------------------
+    def purposes(self, base: str, username: str | None, password: str | None) -> dict[str, str]:
+        """``REDIS_PURPOSES`` -> ``{name: URL}``; each URL from ``REDIS_<NAME>_URL``, else ``base``."""
+        key = "REDIS_PURPOSES"
+        value = self.get(key)
+        expected = ('a list of lower-case names such as ["queue"] (letters, digits, _), other than '
+                    + ", ".join(BUILTIN_PURPOSES))
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise self.fail(key, value, expected)
+        out: dict[str, str] = {}
+        for name in value:
+            if (not isinstance(name, str) or not _PURPOSE_RE.match(name) or name in BUILTIN_PURPOSES
+                    or name in out):
+                raise self.fail(key, value, expected)
+            url_key = purpose_url_key(name)
+            url = self.optional_url(url_key) or base
+            out[name] = self.credentials(url, username, password)
+        return out
+
     # -- SECRET_KEY ---------------------------------------------------------
     def secret_key(self) -> bytes:
         """Flask's ``SECRET_KEY`` as bytes; a random per-process key in debug/testing.
@@ -674,6 +717,10 @@ class _Loader:
         cache_url = self.credentials(cache_url or base, username, password)
         session_url = self.credentials(session_url or (base if session else cache_url), username, password)
         cluster = tuple(self.credentials(seed, username, password) for seed in cluster)
+        namespace = self.prefix("REDIS_NAMESPACE")
+        cable_url = self.credentials(self.optional_url("REDIS_CABLE_URL") or base, username, password)
+        channel_prefix = (f"{namespace}-cable" if self.get("REDIS_CHANNEL_PREFIX") is None
+                          else self.prefix("REDIS_CHANNEL_PREFIX"))
         settings = Settings(
             cache_url=cache_url,
             session_url=session_url,
@@ -689,7 +736,7 @@ class _Loader:
             reconnect_delay_max=self.seconds("REDIS_RECONNECT_DELAY_MAX"),
             pool_size=self.integer("REDIS_POOL_SIZE"),
             pool_timeout=self.seconds("REDIS_POOL_TIMEOUT"),
-            namespace=self.prefix("REDIS_NAMESPACE"),
+            namespace=namespace,
             default_timeout=timeout_seconds(self.number("REDIS_DEFAULT_TIMEOUT"), "REDIS_DEFAULT_TIMEOUT"),
             race_condition_ttl=race,
             compress_threshold=self.integer("REDIS_COMPRESS_THRESHOLD"),
@@ -709,6 +756,11 @@ class _Loader:
             health_endpoint=endpoint,
             secret_key=self.secret_key(),
             secret_key_fallbacks=self.secret_key_fallbacks(),
+            cable_url=cable_url,
+            channel_prefix=channel_prefix,
+            cable_history=self.integer("REDIS_CABLE_HISTORY"),
+            cable_max_stream_seconds=self.seconds("REDIS_CABLE_MAX_STREAM_SECONDS"),
+            purposes=MappingProxyType(self.purposes(base, username, password)),
         )
         self.check_overlaps(settings)
         return settings
@@ -724,6 +776,8 @@ class _Loader:
         purposes = [("REDIS_NAMESPACE", settings.namespace, settings.cache_url)]
         if settings.session:
             purposes.append(("REDIS_SESSION_PREFIX", settings.session_prefix, settings.session_url))
+        purposes.append(("REDIS_CHANNEL_PREFIX", channel_key_prefix(settings.channel_prefix),
+                         settings.cable_url))
         for i, (key_a, prefix_a, url_a) in enumerate(purposes):
             for key_b, prefix_b, url_b in purposes[i + 1:]:
                 if location(url_a, settings) != location(url_b, settings):
@@ -735,6 +789,22 @@ class _Loader:
                         f"and db ({mask_url(url_a)}): clearing one would delete the other's keys; expected "
                         "prefixes where neither is a prefix of the other (e.g. REDIS_NAMESPACE='cache', "
                         "REDIS_SESSION_PREFIX='session'), or separate databases (REDIS_SESSION_URL)")
+
+
+def channel_key_prefix(prefix: str) -> str:
+    """The key prefix of the broadcast streams: ``REDIS_CHANNEL_PREFIX`` as a
+    Redis Cluster hash tag (``cache-cable`` -> ``{cache-cable}``) unless it
+    already holds one, so every stream of the purpose lives in one slot and
+    one ``XREAD`` can read them all."""
+    start = prefix.find("{")
+    if start >= 0 and prefix.find("}", start + 1) > start + 1:  # Redis' rule: the first {...}, non-empty
+        return prefix
+    return "{" + prefix + "}"
+
+
+def purpose_url_key(name: str) -> str:
+    """``queue`` -> ``REDIS_QUEUE_URL``."""
+    return f"REDIS_{name.upper()}_URL"
 
 
 def location(url: str, settings: Settings) -> tuple[Any, ...]:
@@ -770,6 +840,11 @@ def warn_unknown_keys(config: Mapping[str, Any]) -> None:
     """Warn about ``REDIS_*`` keys we don't know: a hint for other libraries'
     names (:data:`HINTS`), else the closest known key."""
     known = set(DEFAULTS) | set(ALIAS_KEYS)
+    declared = config.get("REDIS_PURPOSES")
+    if isinstance(declared, str):
+        declared = declared.split(",")
+    if isinstance(declared, (list, tuple)):
+        known.update(purpose_url_key(name.strip()) for name in declared if isinstance(name, str))
     for key in config:
         if not (isinstance(key, str) and key.startswith("REDIS_")) or key in known:
             continue
