@@ -7,7 +7,7 @@ its kind, and the retry policy of its commands (:attr:`Target.retry`).
 Connections never retry by themselves (``Retry(NoBackoff(), 0)``): whether a
 command may be sent again depends on the command, which only the store knows
 (a lost reply to ``INCRBY`` must not count twice). Pools are bounded and
-report exhaustion as :class:`PoolExhausted`, a type, so nobody has to read
+report exhaustion as :class:`~flask_rediscache.errors.PoolExhaustedError`, a type, so nobody has to read
 an error message to tell "this process is busy" from "the server is down".
 """
 
@@ -19,27 +19,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .config import Settings
-from .errors import CircuitOpenError, ConfigError, PoolExhaustedError
+from .errors import ConfigError, PoolExhaustedError
 from .masking import mask_url
+from .retrying import make_retry, no_retry
 
 logger = logging.getLogger("flask_rediscache")
 
-T = TypeVar("T")
 
-#: What RedisCluster expects from an exhausted node pool (redis-py >= 5.1;
-#: older ones lack it and treat any ConnectionError alike).
-_MaxConnectionsError: type[redis.ConnectionError] = getattr(
-    redis.exceptions, "MaxConnectionsError", redis.ConnectionError)
 #: What building a ``RedisCluster`` raises when no seed answers.
 CLUSTER_START_ERRORS: tuple[type[BaseException], ...] = (RedisClusterException, redis.RedisError, OSError)
 
@@ -53,76 +48,6 @@ MEMORY_NEEDS_FAKEREDIS = 'memory:// needs fakeredis: pip install "flask-rediscac
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
-
-
-class PoolExhausted(PoolExhaustedError, _MaxConnectionsError):  # type: ignore[valid-type,misc]
-    """:class:`~flask_rediscache.errors.PoolExhaustedError` that is also
-    redis-py's ``MaxConnectionsError``, which ``RedisCluster`` passes straight
-    up (client-side exhaustion) instead of taking the node for dead, dropping
-    its connections and reloading the slot map: more load exactly when the app
-    is already saturated. Redundant (but harmless) once ``PoolExhaustedError``
-    itself derives from ``MaxConnectionsError``.
-    """
-
-
-#: Errors a retry may help with: the connection was refused, reset or
-#: dropped. The builtin ``ConnectionError`` is what a raw socket raises before
-#: redis-py wraps it. Timeouts are not retried: against a hung server that
-#: only multiplies the wait.
-RETRIED_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, ConnectionError)
-#: ConnectionError subclasses that are not network blips: a pool wait or an
-#: open breaker. Retrying them only queues longer.
-NOT_RETRIED: tuple[type[Exception], ...] = (PoolExhaustedError, CircuitOpenError)
-
-
-class _Final(Exception):
-    """Carries a non-retryable error through redis-py's ``Retry`` loop."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class CommandRetry(Retry):
-    """redis-py's ``Retry`` that never retries :data:`NOT_RETRIED`.
-
-    A pool wait that timed out or an open breaker is raised at once: another
-    attempt would only wait again. Works on every redis-py from 5.0 (which
-    has no ``is_retryable`` argument) by carrying such errors through the
-    loop in an exception type the ``Retry`` does not support.
-    """
-
-    def call_with_retry(self, do: Callable[[], T], fail: Callable[..., Any],
-                        *args: Any, **kwargs: Any) -> T:
-        def guarded() -> T:
-            try:
-                return do()
-            except NOT_RETRIED as exc:
-                raise _Final(exc) from exc
-
-        try:
-            return super().call_with_retry(guarded, fail, *args, **kwargs)
-        except _Final as final:
-            error = final.error
-            error.__suppress_context__ = True  # the _Final wrapper is noise in a traceback
-            raise error  # noqa: B904 - re-raising the original, cause intact
-
-
-def make_retry(settings: Settings) -> CommandRetry:
-    """The retry policy of idempotent commands: ``REDIS_RECONNECT_ATTEMPTS``
-    retries of a connection error, backing off ``REDIS_RECONNECT_DELAY`` *
-    2**n seconds up to ``REDIS_RECONNECT_DELAY_MAX``."""
-    return CommandRetry(
-        ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay),
-        settings.reconnect_attempts,
-        supported_errors=RETRIED_ERRORS,
-    )
-
-
-def no_retry() -> Retry:
-    """What every connection gets: no retries inside redis-py at all (redis-py 8
-    would otherwise retry every command 3 times, and a connect 10 times)."""
-    return Retry(NoBackoff(), 0)
 
 
 @dataclass
@@ -200,7 +125,7 @@ class BoundedPool(redis.BlockingConnectionPool):
 
     Checkouts pass a ``threading.BoundedSemaphore(max_connections)`` first,
     acquired with ``timeout`` (``REDIS_POOL_TIMEOUT``); when none frees up in
-    time it raises :class:`PoolExhausted` naming the size and the wait, instead
+    time it raises :class:`~flask_rediscache.errors.PoolExhaustedError` naming the size and the wait, instead
     of redis-py's generic ``ConnectionError`` whose only distinguishing
     feature is its text. The slot is given back in :meth:`release`, and at
     once when the checkout itself fails (a refused connect).
@@ -231,7 +156,7 @@ class BoundedPool(redis.BlockingConnectionPool):
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         gate = self._gate()
         if not gate.acquire(timeout=self.timeout):
-            raise PoolExhausted(
+            raise PoolExhaustedError(
                 f"all {self.max_connections} pooled connections stayed busy for {self.timeout:g}s "
                 f"(REDIS_POOL_SIZE={self.max_connections}, REDIS_POOL_TIMEOUT={self.timeout:g})")
         try:
@@ -252,7 +177,7 @@ class BoundedPool(redis.BlockingConnectionPool):
 
 
 #: Each cluster node's pool: bounded, and exhaustion is ``MaxConnectionsError``
-#: (see :class:`PoolExhausted`).
+#: (see :class:`~flask_rediscache.errors.PoolExhaustedError`).
 ClusterNodePool = BoundedPool
 
 

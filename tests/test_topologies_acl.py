@@ -182,7 +182,9 @@ def test_db_other_than_0_needs_select(make_app, server):
 
 def test_sessions_as_a_user_limited_to_session_keys(make_app, server):
     cache_url = acl_user(server, "rails", "password", *RAILS)
-    session_url = acl_user(server, "sessions", "pw2", "~session:*", "+@read", "+@write")
+    # Sessions save atomically with one script: +evalsha, and +script|load after a NOSCRIPT.
+    session_url = acl_user(server, "sessions", "pw2", "~session:*", "+@read", "+@write", "+evalsha",
+                           "+script|load")
     errors = Recorder()
     app = make_app(REDIS_CACHE_URL=cache_url, REDIS_SESSION_URL=session_url, REDIS_ERROR_HANDLER=errors)
 

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from flask_rediscache.clients import BlockingSentinelConnectionPool
+from flask_rediscache.errors import PoolExhaustedError
 from flask_rediscache.state import get_state
 
 from .support import Recorder
@@ -58,13 +59,14 @@ def test_pool_size_timeouts_and_retry_reach_the_sentinel_pool(make_app, setup):
     assert pool.max_connections == 2
     kwargs = pool.connection_kwargs
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.7, 0.3)
-    assert kwargs["retry"].get_retries() == 2
+    assert kwargs["retry"].get_retries() == 0  # connections never retry by themselves
+    assert get_state(app).targets["cache"].retry.get_retries() == 2  # idempotent commands do
     # The bound is real: with both connections held, a third caller waits
-    # REDIS_POOL_TIMEOUT and gets "No connection available", not a third socket.
+    # REDIS_POOL_TIMEOUT and gets PoolExhaustedError, not a third socket.
     before = {c["id"] for c in _app_connections(setup.master)}  # the setup's own, idle
     held = [pool.get_connection(), pool.get_connection()]
     started = time.monotonic()
-    with pytest.raises(redis.ConnectionError, match="No connection available"):
+    with pytest.raises(PoolExhaustedError):
         pool.get_connection()
     assert 0.15 <= time.monotonic() - started < 2
     for conn in held:

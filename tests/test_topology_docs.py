@@ -80,8 +80,9 @@ def configs_of(code: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any
 
 
 def settings_of(config: dict[str, Any]) -> Settings:
-    """Validate ``config`` as init_app does in production (debug off)."""
-    return load_settings({**DEFAULTS, **config}, debug=False)
+    """Validate ``config`` as init_app does in production (debug off; the app
+    around the snippet provides SECRET_KEY)."""
+    return load_settings({**DEFAULTS, "SECRET_KEY": "s", **config}, debug=False)
 
 
 #: What each page's snippets must, between them, configure.
