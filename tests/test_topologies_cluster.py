@@ -18,7 +18,7 @@ import redis
 from flask import session
 from redis.cluster import RedisCluster
 
-from flask_rediscache.clients import LazyCluster
+from flask_rediscache.clients import BoundedPool, LazyCluster
 from flask_rediscache.errors import PoolExhaustedError
 from flask_rediscache.state import get_state
 
@@ -71,7 +71,7 @@ def test_target_is_a_real_cluster_client_with_bounded_pools(app, cluster):
         app.extensions["rediscache"].set("k", 1)
     for node in target.client.get_primaries():
         pool = node.redis_connection.connection_pool
-        assert isinstance(pool, redis.BlockingConnectionPool)
+        assert isinstance(pool, BoundedPool)
         assert pool.max_connections == 5 and pool.timeout == 5
     assert sorted(n.port for n in target.client.get_primaries()) == sorted(n.port for n in cluster.nodes)
 
