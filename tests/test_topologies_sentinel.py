@@ -145,7 +145,8 @@ def test_demoted_master_readonly_leads_to_rediscovery_without_errors(make_app, s
         cache = app.extensions["rediscache"]
         assert cache.set("k", "first")
         pool = cache.client.connection_pool
-        (conn,) = pool._connections
+        conn = pool.get_connection()  # the one pooled connection (REDIS_POOL_SIZE=1)
+        pool.release(conn)
         assert conn.port == old.port
         assert setup.sentinel.client().sentinel_failover(setup.sentinel.service)
         wait_until(lambda: setup.sentinel.master_address() == ("127.0.0.1", new.port), 10,
@@ -163,7 +164,9 @@ def test_demoted_master_readonly_leads_to_rediscovery_without_errors(make_app, s
         assert handler.calls == []
         assert new.client().exists("cache:k") == 1
         assert cache.get("k") == "second"
-        assert all(c.port == new.port for c in pool._connections if c._sock is not None)
+        conn = pool.get_connection()
+        pool.release(conn)
+        assert conn.port == new.port
 
 
 def test_sentinel_and_master_over_tls(make_app, tmp_path):
