@@ -1,4 +1,4 @@
-"""The ``flask redis`` command group: health, stats, clear, keys, doctor.
+"""The ``flask redis`` command group: health, stats, clear, keys, doctor, broadcast.
 
 What an operator types at 3 a.m., so every command is quick, prints one clear
 line per problem (never a traceback), masks passwords, escapes non-printable
@@ -18,6 +18,7 @@ formats them.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,6 +29,7 @@ import click
 from flask import has_app_context
 from flask.cli import ScriptInfo
 
+from .cable import check_channel, encode
 from .checks import check_all
 from .cli_format import (
     SECRETS_META,
@@ -64,7 +66,7 @@ MEMORY_NOTICE = ("Note: memory:// is a per-process store; this command sees the 
 
 @click.group("redis")
 def redis_cli() -> None:
-    """Check and manage the app's Redis: health, stats, clear, keys, doctor."""
+    """Check and manage the app's Redis: health, stats, clear, keys, doctor, broadcast."""
 
 
 @contextmanager
@@ -322,6 +324,33 @@ def doctor_command(state: AppState, threads: int | None, as_json: bool) -> None:
         for line in format_findings(findings):
             echo(line)
     sys.exit(1 if failed else 0)
+
+
+# -- broadcast -------------------------------------------------------------------
+@_command("broadcast")
+@click.argument("channel")
+@click.argument("data")
+@click.option("--event", "-e", default=None, help="Event name (default: a plain message, onmessage).")
+def broadcast_command(state: AppState, channel: str, data: str, event: str | None) -> None:
+    """Send DATA (one JSON value) to CHANNEL's open streams in every process.
+
+    What rediscache.broadcast(channel, data) does in the app, from the shell,
+    e.g. flask redis broadcast product:3 '{"stock": 2}'. Prints the message
+    id; a Redis failure is reported (exit 1), not swallowed.
+    """
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        fail(f"DATA is not valid JSON ({exc}); quote it for the shell, e.g. '{{\"stock\": 2}}'")
+        return  # pragma: no cover - fail exits
+    check_channel(channel)
+    encode(value, event)  # a bad event name is a usage error, before any Redis call
+    target = state.targets["cable"]
+    probe = Probe(target, settings_secrets(state.settings))
+    message_id, problem = probe.call("XADD", state.extras["cable"].publish, channel, value, event)
+    if problem is not None:
+        fail(f"cable Redis ({target.name}): {problem}")
+    echo(f"Broadcast to {channel} on {target.name}: id {message_id}")
 
 
 __all__ = ["format_finding", "format_findings", "format_health", "format_stats", "redis_cli"]

@@ -28,6 +28,7 @@ from flask import Flask, current_app
 
 from . import decorators
 from .breaker import CircuitBreaker
+from .cable import Cable, build_cable
 from .cache import Cache
 from .cli import redis_cli
 from .clients import Target, build_targets
@@ -173,6 +174,7 @@ class RedisCache:
         elif not getattr(app.session_interface, "tracks_access", False):
             # So @cached can tell whether a view used the app's own sessions.
             app.session_interface = TrackingSessionInterface(app.session_interface)
+        state.extras["cable"] = build_cable(state)
         app.cli.add_command(redis_cli)
         if state.settings.health_endpoint:
             register_health_endpoint(app, state.settings.health_endpoint)
@@ -459,3 +461,44 @@ class RedisCache:
         if query_args is None:
             query_args = query_string
         return decorators.delete_cached(self, view_or_endpoint, path, query_args, **view_args)
+
+    # -- broadcast (see flask_rediscache.cable) ----------------------------
+    def _cable(self) -> Cable:
+        cable: Cable = self.state().extras["cable"]
+        return cable
+
+    def broadcast(self, channel: str, data: Any, *, event: str | None = None) -> str | None:
+        """Send ``data`` (JSON-encoded) to every open :meth:`stream` of ``channel``, in
+        every process; returns the message id, or ``None`` when Redis failed (fail-open).
+
+        Kept for replay: the last ``REDIS_CABLE_HISTORY`` messages of a channel.
+        ``event`` names the server-sent event (``addEventListener(event, ...)``);
+        without it the browser's ``onmessage`` gets it.
+        """
+        return self._cable().broadcast(channel, data, event=event)
+
+    def stream(self, channel: str, *, last_event_id: str | None = None, heartbeat: float | None = None,
+               max_seconds: float | None = None, retry_ms: int | None = None) -> Any:
+        """A ``text/event-stream`` response with ``channel``'s messages: return it from a view.
+
+        Replays what the client missed after its ``Last-Event-ID``, sends a
+        heartbeat comment every ``heartbeat`` seconds (default 15) and ends after
+        ``max_seconds`` (default ``REDIS_CABLE_MAX_STREAM_SECONDS``); the browser
+        then reconnects and replays. Authorisation is the view's job.
+        """
+        return self._cable().stream(channel, last_event_id=last_event_id, heartbeat=heartbeat,
+                                    max_seconds=max_seconds, retry_ms=retry_ms)
+
+    def broadcasts(self, channel: str) -> list[Any]:
+        """In testing (``app.testing``): the data broadcast to ``channel`` by this process, in order."""
+        return self._cable().broadcasts(channel)
+
+    def client_for(self, name: str) -> Any:
+        """The pooled redis-py client of a purpose: ``"cache"``, ``"session"``,
+        ``"cable"`` or a name from ``REDIS_PURPOSES`` (for RQ, Celery or your own
+        code: same timeouts, TLS and topology; not namespaced, not fail-open)."""
+        targets = self.state().targets
+        if name not in targets:
+            raise KeyError(f"no Redis purpose {name!r}: expected one of {', '.join(sorted(targets))} "
+                           "(declare more with REDIS_PURPOSES)")
+        return targets[name].client
