@@ -139,30 +139,43 @@ class Codec:
         """
         if raw is None:
             return MISS, None
-        if not raw or raw[0] != VERSION:
+        size = len(raw)
+        if not size or raw[0] != VERSION:
             if counters:
                 return self._decode_counter(key, raw)
             return self._reject(key, "not a signed entry")
-        if len(raw) < _HEAD_PLAIN:
+        if size < _HEAD_PLAIN:
             return self._reject(key, "truncated")
         flags = raw[1]
+        if not flags and size < _COPY_LIMIT:
+            # The common case, inlined (a memoize hit runs this): no expiry,
+            # not compressed, small enough to slice.
+            payload = raw[_HEAD_PLAIN:]
+            mac = self._mac.copy()
+            mac.update(b"".join((_KEY_LENGTH.pack(len(key)), key, raw[:2], payload)))
+            if not hmac.compare_digest(raw[2:_HEAD_PLAIN], mac.digest()):
+                return self._reject(key, "bad signature")
+            try:
+                return pickle.loads(payload), None
+            except Exception as exc:  # signed by us but unreadable here (e.g. its class is gone)
+                return self._reject(key, f"{type(exc).__name__}: {exc}")
         start = _HEAD_EXPIRES if flags & FLAG_EXPIRES else _HEAD_PLAIN
-        if len(raw) < start:
+        if size < start:
             return self._reject(key, "truncated")
         # Large payloads are not copied (a view); small ones are cheaper to slice.
-        payload: bytes | memoryview = raw[start:] if len(raw) < _COPY_LIMIT else memoryview(raw)[start:]
+        body: bytes | memoryview = raw[start:] if size < _COPY_LIMIT else memoryview(raw)[start:]
         if not hmac.compare_digest(raw[start - MAC_SIZE:start],
-                                   self._sign(key, raw[:start - MAC_SIZE], payload)):
+                                   self._sign(key, raw[:start - MAC_SIZE], body)):
             return self._reject(key, "bad signature")
         try:
             expires_at = _EXPIRES.unpack_from(raw, 2)[0] if flags & FLAG_EXPIRES else None
             if flags & FLAG_ZSTD:
                 if zstandard is None:
                     return self._reject(key, "zstd-compressed but zstandard is not installed")
-                payload = zstandard.ZstdDecompressor().decompress(payload)
+                body = zstandard.ZstdDecompressor().decompress(body)
             elif flags & FLAG_ZLIB:
-                payload = zlib.decompress(payload)
-            return pickle.loads(payload), expires_at
+                body = zlib.decompress(body)
+            return pickle.loads(body), expires_at
         except Exception as exc:  # signed by us but unreadable here (e.g. its class is gone)
             return self._reject(key, f"{type(exc).__name__}: {exc}")
 
