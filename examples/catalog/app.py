@@ -10,6 +10,15 @@ would use it:
   the next ones cost one Redis round trip.
 * ``/login``, ``/logout``, ``/me`` and ``/cart/<id>`` keep a user and a cart in
   a server-side session stored in Redis.
+* ``GET /products/<id>/live`` is a product page that updates without reloading:
+  its stock and how many people are viewing it arrive over server-sent events
+  (``EventSource`` on ``/products/<id>/events``, served by ``cache.stream``).
+  ``POST /products/<id>/buy`` sells one and broadcasts the new stock to every
+  open page, in every worker; so does the shell:
+  ``flask --app examples/catalog/app.py redis broadcast product:3 '{"stock": 2}'``
+  (with a shared ``REDIS_URL``; on ``memory://`` only the worker's own
+  broadcasts reach its pages). Each open page holds one gunicorn thread: see
+  ``docs/live-updates.rst`` for the worker settings.
 
 Configuration comes from the environment, so the same file runs on a laptop
 (no Redis needed: ``memory://``) and under gunicorn against a real Redis:
@@ -38,7 +47,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, abort, current_app, jsonify, render_template_string, request, session
+from flask import Flask, Response, abort, current_app, jsonify, render_template_string, request, session
 
 from flask_rediscache import RedisCache
 from flask_rediscache.config import DEFAULTS
@@ -78,6 +87,41 @@ INDEX = """<!doctype html>
 """
 
 
+LIVE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{{ product.name }}</title></head>
+<body>
+  <h1>{{ product.name }}</h1>
+  <p>{{ product.price }} EUR</p>
+  <p>In stock: <strong id="stock">{{ stock }}</strong></p>
+  <p><span id="viewers">{{ viewers }}</span> people viewing this product</p>
+  <p><button id="buy" type="button">Buy one</button> <small id="status">connecting...</small></p>
+  <ul id="news"></ul>
+  <script>
+    const $ = (id) => document.getElementById(id);
+    function apply(update) {
+      if ("stock" in update) $("stock").textContent = update.stock;
+      if ("viewers" in update) $("viewers").textContent = update.viewers;
+      if ("message" in update) {
+        const item = document.createElement("li");
+        item.textContent = update.message;  // text, never HTML: broadcasts are data
+        $("news").append(item);
+      }
+    }
+    // EventSource reconnects by itself and sends Last-Event-ID: nothing broadcast
+    // meanwhile is lost (the stream replays it).
+    const source = new EventSource({{ url_for("product_events", pid=product.id)|tojson }});
+    source.onopen = () => { $("status").textContent = "live"; };
+    source.onerror = () => { $("status").textContent = "reconnecting..."; };
+    source.onmessage = (event) => apply(JSON.parse(event.data));
+    source.addEventListener("stock", (event) => apply(JSON.parse(event.data)));
+    $("buy").onclick = () => fetch({{ url_for("buy", pid=product.id)|tojson }}, {method: "POST"});
+  </script>
+</body>
+</html>
+"""
+
+
 def _env_value(raw: str) -> Any:
     """``8`` → 8, ``true`` → True, ``["a"]`` → list; anything else stays a string."""
     try:
@@ -111,6 +155,18 @@ def load_product(pid: int) -> dict[str, Any] | None:
 
 def _cart() -> list[int]:
     return list(session.get("cart", []))
+
+
+def channel(pid: int) -> str:
+    """The broadcast channel of one product's live page."""
+    return f"product:{pid}"
+
+
+def stock_of(product: dict[str, Any]) -> int:
+    """Stock left: the catalog's figure minus the sales counted in Redis (shared by
+    every worker; ``inc`` keeps a plain integer, so it is atomic)."""
+    sold = cache.get(f"sold:{product['id']}") or 0
+    return max(0, int(product["stock"]) - int(sold))
 
 
 def register_routes(app: Flask) -> None:
@@ -158,6 +214,52 @@ def register_routes(app: Flask) -> None:
         # sessions do not).
         session["cart"] = [*_cart(), pid]
         return jsonify(user=session.get("user"), cart=session["cart"])
+
+    # -- live updates ------------------------------------------------------
+    @app.get("/products/<int:pid>/live")
+    def live(pid: int) -> str:
+        found = load_product(pid)
+        if found is None:
+            abort(404)
+        viewers = cache.get(f"viewers:{pid}") or 0
+        # "+ 1": this page's own arrival is announced before its stream starts listening.
+        return render_template_string(LIVE, product=found, stock=stock_of(found), viewers=int(viewers) + 1)
+
+    @app.get("/products/<int:pid>/events")
+    def product_events(pid: int) -> Response:
+        if load_product(pid) is None:
+            abort(404)
+        # A public channel: anyone may watch a product. A private one (orders of a
+        # user) would check the session here first, e.g. channel f"user:{session['user']}".
+        key = f"viewers:{pid}"
+        viewers = cache.inc(key, timeout=3600)  # a TTL, so a crashed worker's viewers fade away
+        if viewers is not None:
+            cache.broadcast(channel(pid), {"viewers": viewers})
+        response = cache.stream(channel(pid))
+        app_ = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def left() -> None:  # the stream ended: the browser went away, or max lifetime
+            with app_.app_context():
+                remaining = cache.dec(key)
+                if remaining is not None:
+                    cache.broadcast(channel(pid), {"viewers": max(0, remaining)})
+
+        response.call_on_close(left)
+        return response
+
+    @app.post("/products/<int:pid>/buy")
+    def buy(pid: int) -> Any:
+        found = load_product(pid)
+        if found is None:
+            abort(404)
+        if stock_of(found) <= 0:
+            return jsonify(error="sold out", stock=0), 409
+        sold = cache.inc(f"sold:{pid}")
+        if sold is None:  # Redis is down: nothing was sold, and the page says so
+            return jsonify(error="please try again in a moment"), 503
+        stock = max(0, int(found["stock"]) - sold)
+        cache.broadcast(channel(pid), {"stock": stock}, event="stock")
+        return jsonify(stock=stock)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
