@@ -291,7 +291,7 @@ def test_stats_reports_server_and_process_counters(app, redis_server):
                                                                    + target["keyspace_misses"]), 4)
     assert data["process"]["cache_hits"] == hits == 4
     assert data["process"]["cache_misses"] == 2
-    assert data["process"]["errors"] == {"cache": 0, "session": 0}
+    assert data["process"]["errors"] == {"cache": 0, "session": 0, "cable": 0}
 
     text = run(app, "stats").output
     assert "keys under cache:" in text and "hit ratio" in text and "evicted keys" in text
