@@ -143,11 +143,24 @@ class Cache:
                 self.record(key, False)
                 out.append(None)
             return out
-        record = self.record
-        for key, entry in zip(keys, entries, strict=True):
-            hit = entry.value is not MISS and not entry.stale
-            record(key, hit)
-            out.append(entry.value if hit else None)
+        if signals.cache_hit.receivers or signals.cache_miss.receivers:
+            record = self.record
+            for key, entry in zip(keys, entries, strict=True):
+                hit = entry.value is not MISS and not entry.stale
+                record(key, hit)
+                out.append(entry.value if hit else None)
+            return out
+        # Nobody listens: count in bulk (a hundred method calls less per batch).
+        append = out.append
+        hits = 0
+        for entry in entries:
+            if entry.value is not MISS and not entry.stale:
+                hits += 1
+                append(entry.value)
+            else:
+                append(None)
+        self.hits += hits
+        self.misses += len(entries) - hits
         return out
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
