@@ -314,8 +314,9 @@ class Reader:
         return self._client_or_connect().xread(streams, count=READ_COUNT, block=self.block_ms)
 
     def _deliver(self, result: Any, snapshot: dict[bytes, bytes], wake_position: bytes) -> bytes:
-        if isinstance(result, dict):  # RESP3: {key: [entries]}
-            items = list(result.items())
+        if isinstance(result, dict):  # RESP3: {key: [[entries]]}
+            items = [(key, value[0] if value and isinstance(value[0], list) else value)
+                     for key, value in result.items()]
         else:  # RESP2: [[key, entries], ...]
             items = [(pair[0], pair[1]) for pair in result or ()]
         fanout: list[tuple[list[Subscription], list[Entry]]] = []

@@ -224,6 +224,19 @@ def test_many_streams_share_one_blocking_connection(live, redis_server):
         client.close()
 
 
+def test_resp3_connections_work_too(live, redis_server):
+    app, port = live(REDIS_URL=redis_server.url, REDIS_CONNECTION_OPTIONS={"protocol": 3})
+    cache = app.extensions["rediscache"]
+    with app.app_context():
+        first = cache.broadcast("r3", 1)
+    client = SSEClient(port, "/s/r3", last_event_id="0-1")
+    client.wait_ready()
+    with app.app_context():
+        second = cache.broadcast("r3", 2)
+    assert [(e.id, e.data) for e in client.collect(2)] == [(first, "1"), (second, "2")]
+    client.close()
+
+
 def test_a_channel_joined_later_is_read_without_waiting_for_the_block_timeout(live, redis_server):
     app, port = live(REDIS_URL=redis_server.url)
     cache = app.extensions["rediscache"]
