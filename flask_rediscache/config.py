@@ -20,6 +20,11 @@ platforms hand out, and redis-py's own argument names) build
 when ``REDIS_URL`` is set they are ignored with a warning. Other libraries'
 names that mean something else here (``REDIS_KEY_PREFIX``, ...) get a hint
 naming the right key instead of a misleading "did you mean".
+
+Flask-Caching's ``CACHE_*`` and Flask-Session's ``SESSION_*`` keys are read
+when the app sets no ``REDIS_*`` equivalent (:func:`peer_keys`): one info line
+names the ``REDIS_*`` keys to move to, one warning the keys that mean nothing
+here.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import difflib
 import logging
 import os
 import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
@@ -41,8 +47,10 @@ from .errors import ConfigError
 from .masking import mask, mask_url
 
 __all__ = [
-    "ALIAS_KEYS", "BOUNDS", "CONNECTION_OPTIONS", "DEFAULTS", "HINTS", "URL_SCHEMES", "Bound",
-    "ConfigError", "Settings", "channel_key_prefix", "load_settings", "mask_url", "purpose_url_key",
+    "ALIAS_KEYS", "BOUNDS", "CONNECTION_OPTIONS", "DEFAULTS", "HINTS", "KEPT_PEER_KEYS", "URL_SCHEMES",
+    "Bound", "ConfigError", "PeerKeys", "Settings", "channel_key_prefix", "load_settings", "mask_url",
+    "peer_keys",
+    "purpose_url_key", "session_client_url",
     "timeout_seconds", "warn_unknown_keys",
     "worst_case_call_seconds",
 ]
@@ -81,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SSL_CERTFILE": None,
     "REDIS_SSL_KEYFILE": None,
     "REDIS_SSL_CERT_REQS": "required",
+    "REDIS_CACHE_ENABLED": True,
+    "REDIS_ENABLE_SIGNALS": False,
     "REDIS_SESSION": True,
     "REDIS_SESSION_PREFIX": "session",
     "REDIS_HEALTH_ENDPOINT": None,
@@ -271,11 +281,25 @@ class Settings:
     cable_max_stream_seconds: float
     #: ``REDIS_PURPOSES``: name -> URL (``REDIS_<NAME>_URL``, default ``REDIS_URL``).
     purposes: Mapping[str, str]
+    # -- with defaults: Flask-Caching's and Flask-Session's keys (see peer_keys) --
+    #: ``REDIS_CACHE_ENABLED`` (or ``CACHE_TYPE="NullCache"``): False = a disabled cache.
+    cache_enabled: bool = True
+    #: ``REDIS_ENABLE_SIGNALS`` (or ``CACHE_ENABLE_SIGNALS``): Flask-Caching's signals.
+    enable_signals: bool = False
+    #: ``CACHE_SOURCE_CHECK``: the decorators' default ``source_check``.
+    source_check: bool = False
+    #: ``SESSION_REDIS``: a redis-py client the session purpose uses as it is.
+    session_client: Any = None
+    #: ``SESSION_PERMANENT``: new sessions are permanent (None: Flask's default, not).
+    session_permanent: bool | None = None
+    #: ``SESSION_ID_LENGTH``: random bytes in a session id.
+    session_id_bytes: int = 32
 
     def secrets(self) -> tuple[str, ...]:
         """Every password these settings carry, for :func:`~flask_rediscache.masking.mask`."""
         return _secrets_in([self.cache_url, self.session_url, self.cable_url, *self.purposes.values(),
-                            *self.cluster, self.password, self.sentinel_password])
+                            *self.cluster, self.password, self.sentinel_password]) + _secrets_in(
+            _client_password(self.session_client), literal=True)
 
     def __repr__(self) -> str:
         hidden = {"password", "sentinel_password", "secret_key", "secret_key_fallbacks"}
@@ -390,10 +414,13 @@ def _shown(value: Any) -> str:
 class _Loader:
     """Reads one config; every error it raises is masked with all the config's secrets."""
 
-    def __init__(self, config: Mapping[str, Any], debug: bool) -> None:
+    def __init__(self, config: Mapping[str, Any], debug: bool,
+                 sources: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.debug = debug
         self.secrets = config_secrets(config)
+        #: ``REDIS_*`` key -> the Flask-Caching/Flask-Session key it was read from.
+        self.sources = sources or {}
 
     def get(self, key: str) -> Any:
         return self.config.get(key, DEFAULTS.get(key))
@@ -403,6 +430,8 @@ class _Loader:
 
     def fail(self, key: str, value: Any, expected: str) -> ConfigError:
         shown = "'***'" if key in _SECRET_KEYS else _shown(value)
+        if key in self.sources:  # mapped from a Flask-Caching/Flask-Session key: name that one
+            return self.error(f"{self.sources[key]}={shown} (read as {key}) is invalid: expected {expected}")
         return self.error(f"{key}={shown} is invalid: expected {expected}")
 
     # -- scalars ----------------------------------------------------------
@@ -666,6 +695,42 @@ class _Loader:
                                  "of non-empty strings or bytes")
         return tuple(out)
 
+    # -- Flask-Caching's and Flask-Session's own keys (see peer_keys) -----------
+    def peer_flag(self, key: str, default: bool | None) -> bool | None:
+        value = self.config.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, value, "True or False")
+        return value
+
+    def session_client(self) -> Any:
+        """``SESSION_REDIS``: a ``redis.Redis`` client returning bytes, or None."""
+        import redis
+
+        value = self.config.get("SESSION_REDIS")
+        if value is None:
+            return None
+        if not isinstance(value, redis.Redis):
+            raise self.fail("SESSION_REDIS", value, "a redis.Redis client such as redis.from_url(...) "
+                                                    "(or set REDIS_SESSION_URL instead)")
+        options = getattr(value.connection_pool, "connection_kwargs", {})
+        if options.get("decode_responses"):
+            raise self.error("SESSION_REDIS is a client with decode_responses=True: expected one returning "
+                             "bytes (the default), or set REDIS_SESSION_URL instead")
+        return value
+
+    def session_id_bytes(self) -> int:
+        key = "SESSION_ID_LENGTH"
+        value = self.config.get(key)
+        if value is None:
+            return 32
+        low, high = SESSION_ID_BYTES
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(key, value, f"an integer from {low} to {high} (random bytes of a session id; "
+                                        f"fewer than {low} are guessable)")
+        return value
+
     # -- everything -----------------------------------------------------------
     def missing_url(self) -> ConfigError:
         return self.error(
@@ -690,7 +755,11 @@ class _Loader:
             username = None
         if password == "":
             password = None
-        covered = cache_url is not None and (session_url is not None or not session)
+        # Flask-Session's SESSION_REDIS: that client serves the session purpose.
+        session_client = self.session_client() if session and session_url is None else None
+        client_url = session_client_url(session_client)
+        session_covered = session_url is not None or not session or session_client is not None
+        covered = cache_url is not None and session_covered
         if url is None and not covered and not sentinels and not cluster:
             if not self.debug:
                 raise self.missing_url()
@@ -715,6 +784,8 @@ class _Loader:
         # With Sentinel or Cluster the URL only carries credentials and the db.
         base = url or ("redis://" if sentinels or cluster else "memory://")
         cache_url = self.credentials(cache_url or base, username, password)
+        if session_client is not None:
+            session_url = client_url or cache_url
         session_url = self.credentials(session_url or (base if session else cache_url), username, password)
         cluster = tuple(self.credentials(seed, username, password) for seed in cluster)
         namespace = self.prefix("REDIS_NAMESPACE")
@@ -761,6 +832,13 @@ class _Loader:
             cable_history=self.integer("REDIS_CABLE_HISTORY"),
             cable_max_stream_seconds=self.seconds("REDIS_CABLE_MAX_STREAM_SECONDS"),
             purposes=MappingProxyType(self.purposes(base, username, password)),
+            cache_enabled=self.flag("REDIS_CACHE_ENABLED"),
+            enable_signals=self.flag("REDIS_ENABLE_SIGNALS"),
+            source_check=bool(self.peer_flag("CACHE_SOURCE_CHECK", False)),
+            session_client=session_client,
+            session_permanent=self.peer_flag(
+                "SESSION_PERMANENT", True if self.config.get("SESSION_TYPE") is not None else None),
+            session_id_bytes=self.session_id_bytes(),
         )
         self.check_overlaps(settings)
         return settings
@@ -856,6 +934,283 @@ def warn_unknown_keys(config: Mapping[str, Any]) -> None:
         logger.warning("flask-rediscache: unknown config key %s%s", key, hint)
 
 
+# -- Flask-Caching's CACHE_* and Flask-Session's SESSION_* keys -----------------
+#: The accepted range of ``SESSION_ID_LENGTH`` (random bytes; the cookie stays under 256 characters).
+SESSION_ID_BYTES = (16, 128)
+#: ``CACHE_TYPE`` (lower case, without a dotted path or a ``Cache`` suffix) -> its topology here.
+_CACHE_TYPES = {"redis": "standalone", "redissentinel": "sentinel", "rediscluster": "cluster", "null": "null"}
+#: ``CACHE_OPTIONS`` entries with a ``REDIS_*`` key of their own.
+_OPTION_KEYS = {"socket_timeout": "REDIS_READ_TIMEOUT", "socket_connect_timeout": "REDIS_CONNECT_TIMEOUT",
+                "max_connections": "REDIS_POOL_SIZE", "username": "REDIS_USERNAME",
+                "password": "REDIS_PASSWORD"}
+#: Keys of the other libraries honoured as they are: no ``REDIS_*`` key to move to.
+KEPT_PEER_KEYS = ("CACHE_SOURCE_CHECK", "SESSION_PERMANENT", "SESSION_ID_LENGTH")
+#: Why a Flask-Caching/Flask-Session key means nothing here (others: "not used here").
+_MEANINGLESS = {
+    "CACHE_IGNORE_ERRORS": "errors fail open here, see REDIS_FAIL_OPEN",
+    "CACHE_THRESHOLD": "Redis' maxmemory policy bounds the cache",
+    "CACHE_ARGS": "the client is built from REDIS_* keys",
+    "CACHE_SERIALIZER": "entries are signed pickles",
+    "CACHE_HASH_METHOD": "pass hash_method= to the decorators",
+    "SESSION_CLEANUP_N_REQUESTS": "Redis expires sessions itself",
+    "SESSION_SERIALIZATION_FORMAT": "sessions are Flask's tagged JSON here",
+}
+_URL_ALIASES = ("REDIS_URL", *ALIAS_KEYS)
+
+
+@dataclass
+class PeerKeys:
+    """What :func:`peer_keys` read from Flask-Caching's and Flask-Session's keys."""
+
+    #: ``REDIS_*`` key -> value, for keys the app did not set itself.
+    overlay: dict[str, Any] = field(default_factory=dict)
+    #: ``REDIS_*`` key -> the key (or keys) it was read from, for error messages.
+    sources: dict[str, str] = field(default_factory=dict)
+    #: ``"CACHE_X -> REDIS_Y"``: honoured; the key to move to.
+    moves: list[str] = field(default_factory=list)
+    #: Honoured, and nothing to move to: just remove them.
+    drops: list[str] = field(default_factory=list)
+    #: ``"KEY (why)"``: ignored.
+    ignored: list[str] = field(default_factory=list)
+    #: ``CACHE_TYPE="NullCache"`` without ``CACHE_NO_NULL_WARNING``: warn as Flask-Caching does.
+    null_warning: bool = False
+
+    def log(self) -> None:
+        """At most one info line (keys to move) and one warning (keys ignored)."""
+        if self.moves or self.drops:
+            parts = []
+            if self.moves:
+                parts.append("move " + ", ".join(self.moves))
+            if self.drops:
+                parts.append("remove (no longer needed) " + ", ".join(self.drops))
+            logger.info("flask-rediscache: honouring Flask-Caching/Flask-Session settings; %s",
+                        "; ".join(parts))
+        if self.ignored:
+            logger.warning("flask-rediscache: ignored (no meaning here): %s", ", ".join(self.ignored))
+        if self.null_warning:
+            logger.warning("flask-rediscache: CACHE_TYPE is set to NullCache, caching is effectively "
+                           "disabled (REDIS_CACHE_ENABLED=False says so without this warning)")
+
+
+def _cache_type(value: Any) -> str | None:
+    """``"RedisCache"``, ``"flask_caching.backends.RedisCache"``, ``"redis"`` -> ``"standalone"``, ..."""
+    if not isinstance(value, str):
+        return None
+    name = value.rsplit(".", 1)[-1].lower()
+    if name.endswith("cache") and name != "cache":
+        name = name[:-5]
+    return _CACHE_TYPES.get(name)
+
+
+def _strip_separator(prefix: str) -> str:
+    """A key prefix as a namespace: one trailing ``:`` dropped, since ``:`` is added back."""
+    return prefix[:-1] if prefix.endswith(":") else prefix
+
+
+def _client_password(client: Any) -> str | None:
+    options = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    value = options.get("password") if isinstance(options, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def session_client_url(client: Any) -> str | None:
+    """The URL a ``redis.Redis`` client (``SESSION_REDIS``) connects to, or None if it is
+    not a plain TCP, TLS or unix-socket client (a Sentinel, fakeredis or custom one)."""
+    import redis
+
+    pool = getattr(client, "connection_pool", None)
+    options = getattr(pool, "connection_kwargs", None)
+    kind = getattr(pool, "connection_class", None)
+    if not isinstance(options, Mapping) or kind not in (
+            redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection):
+        return None
+    user, password = options.get("username"), options.get("password")
+    userinfo = ""
+    if user or password:
+        userinfo = quote(user or "", safe="") + (":" + quote(password, safe="") if password else "") + "@"
+    db = int(options.get("db") or 0)
+    if kind is redis.UnixDomainSocketConnection:
+        return f"unix://{userinfo}{options.get('path')}?db={db}"
+    host = str(options.get("host") or "localhost")
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "rediss" if kind is redis.SSLConnection else "redis"
+    return f"{scheme}://{userinfo}{host}:{options.get('port') or 6379}/{db}"
+
+
+def _with_db(url: str, db: Any) -> str:
+    """``CACHE_REDIS_URL`` with ``CACHE_REDIS_DB`` when the URL names no db (Flask-Caching's rule)."""
+    parts = urlsplit(url)
+    if "db=" in parts.query or parts.path.strip("/") or parts.scheme not in ("redis", "rediss", "unix"):
+        return url
+    if parts.scheme == "unix":
+        return parts._replace(query=(parts.query + "&" if parts.query else "") + f"db={db}").geturl()
+    return parts._replace(path=f"/{db}").geturl()
+
+
+def peer_keys(config: Mapping[str, Any]) -> PeerKeys:
+    """Map Flask-Caching's ``CACHE_*`` and Flask-Session's ``SESSION_*`` keys.
+
+    A key is honoured when the app sets no ``REDIS_*`` equivalent: its value
+    goes into :attr:`PeerKeys.overlay` under the ``REDIS_*`` name, read
+    before ``app.config`` (which is never changed). Keys that mean nothing
+    here, or whose ``REDIS_*`` equivalent is set too, are listed in
+    :attr:`PeerKeys.ignored`. ``None`` values count as unset. Flask's own
+    ``SESSION_COOKIE_*`` and ``SESSION_REFRESH_EACH_REQUEST`` are Flask's.
+    """
+    out = PeerKeys()
+
+    def given(key: str) -> Any:
+        return config.get(key)
+
+    def is_set(key: str) -> bool:
+        return config.get(key) is not None or key in out.overlay
+
+    def put(key: str, value: Any, source: str, move: str | None = None) -> None:
+        if is_set(key):
+            out.ignored.append(f"{source} ({key} is set)")
+            return
+        out.overlay[key] = value
+        out.sources[key] = source
+        out.moves.append(move or f"{source} -> {key}")
+
+    done = {"CACHE_TYPE", "CACHE_NO_NULL_WARNING", "CACHE_SOURCE_CHECK", *KEPT_PEER_KEYS}
+    # -- Flask-Caching -------------------------------------------------------
+    raw_type = given("CACHE_TYPE")
+    kind = _cache_type(raw_type)
+    if raw_type is not None:
+        if kind is None:
+            out.ignored.append(f"CACHE_TYPE={_shown(raw_type)} (the cache is Redis here)")
+        elif kind == "null":
+            put("REDIS_CACHE_ENABLED", False, "CACHE_TYPE",
+                "CACHE_TYPE='NullCache' -> REDIS_CACHE_ENABLED=False")
+            out.null_warning = not given("CACHE_NO_NULL_WARNING")
+        else:
+            out.drops.append("CACHE_TYPE")
+    if given("CACHE_NO_NULL_WARNING") is not None:
+        out.drops.append("CACHE_NO_NULL_WARNING")
+    url_keys = ("CACHE_REDIS_URL", "CACHE_REDIS_HOST", "CACHE_REDIS_PORT", "CACHE_REDIS_DB")
+    done.update(url_keys, ("CACHE_REDIS_CLUSTER", "CACHE_REDIS_SENTINELS", "CACHE_REDIS_SENTINEL_MASTER"))
+    if kind == "cluster" or (kind is None and given("CACHE_REDIS_CLUSTER") is not None):
+        # RedisClusterCache: CACHE_REDIS_URL if given, else "host:port,host:port".
+        source = "CACHE_REDIS_URL" if given("CACHE_REDIS_URL") else "CACHE_REDIS_CLUSTER"
+        seeds = given(source)
+        if isinstance(seeds, str):
+            seeds = [s if "://" in s else "redis://" + s for s in (s.strip() for s in seeds.split(",")) if s]
+        if seeds:
+            put("REDIS_CLUSTER", seeds, source)
+        out.ignored.extend(f"{k} (a cluster takes CACHE_REDIS_CLUSTER)" for k in url_keys[1:]
+                           if given(k) is not None)
+    elif kind == "sentinel" or (kind is None and given("CACHE_REDIS_SENTINELS") is not None):
+        # RedisSentinelCache's defaults: 127.0.0.1:26379, "mymaster".
+        sentinels = given("CACHE_REDIS_SENTINELS")
+        put("REDIS_SENTINELS", sentinels or [("127.0.0.1", 26379)], "CACHE_REDIS_SENTINELS" if sentinels else
+            "CACHE_TYPE", None if sentinels else "CACHE_TYPE (its default sentinel 127.0.0.1:26379) -> "
+                                                 "REDIS_SENTINELS")
+        master = given("CACHE_REDIS_SENTINEL_MASTER")
+        put("REDIS_SENTINEL_MASTER", master or "mymaster", "CACHE_REDIS_SENTINEL_MASTER" if master else
+            "CACHE_TYPE", None if master else "CACHE_TYPE (its default master 'mymaster') -> "
+                                              "REDIS_SENTINEL_MASTER")
+        if given("CACHE_REDIS_DB") and not any(is_set(k) for k in _URL_ALIASES):
+            put("REDIS_URL", f"redis:///{given('CACHE_REDIS_DB')}", "CACHE_REDIS_DB")
+        out.ignored.extend(f"{k} (Sentinel finds the master)" for k in url_keys[:3] if given(k) is not None)
+    else:
+        if kind is not None:  # standalone or null: the sentinel/cluster keys are RedisCache's to ignore
+            out.ignored.extend(f"{k} (CACHE_TYPE is {raw_type!r})" for k in (
+                "CACHE_REDIS_CLUSTER", "CACHE_REDIS_SENTINELS", "CACHE_REDIS_SENTINEL_MASTER")
+                if given(k) is not None)
+        url: str | None = None
+        sources: list[str] = []
+        if given("CACHE_REDIS_URL") is not None:
+            url, sources = given("CACHE_REDIS_URL"), ["CACHE_REDIS_URL"]
+            if isinstance(url, str) and given("CACHE_REDIS_DB") is not None:
+                url, sources = _with_db(url, given("CACHE_REDIS_DB")), [*sources, "CACHE_REDIS_DB"]
+            out.ignored.extend(f"{k} (CACHE_REDIS_URL is set)" for k in url_keys[1:3] if given(k) is not None)
+        elif any(given(k) is not None for k in url_keys[1:]):
+            sources = [k for k in url_keys[1:] if given(k) is not None]
+            host = str(given("CACHE_REDIS_HOST") or "localhost")
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"
+            url = f"redis://{host}:{given('CACHE_REDIS_PORT') or 6379}/{given('CACHE_REDIS_DB') or 0}"
+        if url is not None:
+            source = "/".join(sources)
+            if not any(is_set(k) for k in _URL_ALIASES):
+                put("REDIS_URL", url, source,
+                    f"{source} -> REDIS_URL (or REDIS_CACHE_URL for the cache only)")
+            else:
+                put("REDIS_CACHE_URL", url, source)
+    for key, target in (("CACHE_REDIS_PASSWORD", "REDIS_PASSWORD"),
+                        ("CACHE_REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_PASSWORD"),
+                        ("CACHE_ENABLE_SIGNALS", "REDIS_ENABLE_SIGNALS")):
+        done.add(key)
+        if given(key) is not None:
+            put(target, given(key), key)
+    options = given("CACHE_OPTIONS")
+    done.update(("CACHE_OPTIONS", "CACHE_DEFAULT_TIMEOUT", "CACHE_KEY_PREFIX"))
+    timeout, timeout_source = given("CACHE_DEFAULT_TIMEOUT"), "CACHE_DEFAULT_TIMEOUT"
+    if isinstance(options, Mapping):
+        connection: dict[str, Any] = {}
+        for name, value in options.items():
+            label = f"CACHE_OPTIONS[{name!r}]"
+            if name in CONNECTION_OPTIONS:
+                connection[name] = value
+            elif name in _OPTION_KEYS:
+                put(_OPTION_KEYS[name], value, label)
+            elif name == "default_timeout":  # overrides CACHE_DEFAULT_TIMEOUT in Flask-Caching
+                timeout, timeout_source = value, label
+            else:
+                out.ignored.append(label)
+        if connection:
+            put("REDIS_CONNECTION_OPTIONS", connection, "CACHE_OPTIONS",
+                "CACHE_OPTIONS[" + ", ".join(map(repr, connection)) + "] -> REDIS_CONNECTION_OPTIONS")
+    elif options is not None:
+        out.ignored.append("CACHE_OPTIONS (not a dict)")
+    if timeout is not None:
+        put("REDIS_DEFAULT_TIMEOUT", timeout, timeout_source)
+    prefix = given("CACHE_KEY_PREFIX")
+    if isinstance(prefix, str) and _strip_separator(prefix):
+        put("REDIS_NAMESPACE", _strip_separator(prefix), "CACHE_KEY_PREFIX")
+    elif prefix is not None:
+        out.ignored.append("CACHE_KEY_PREFIX (not a non-empty string: set REDIS_NAMESPACE)")
+    # -- Flask-Session (unless sessions are left to someone else) ---------------
+    sessions = config.get("REDIS_SESSION", True) is not False
+    if sessions:
+        done.update(("SESSION_TYPE", "SESSION_REDIS", "SESSION_KEY_PREFIX", "SESSION_USE_SIGNER"))
+        session_type = given("SESSION_TYPE")
+        if isinstance(session_type, str) and session_type.lower() == "redis":
+            out.drops.append("SESSION_TYPE")
+        elif session_type is not None:
+            out.ignored.append(f"SESSION_TYPE={_shown(session_type)} (sessions live in Redis here)")
+        client = given("SESSION_REDIS")
+        if client is not None:
+            if is_set("REDIS_SESSION_URL"):
+                out.ignored.append("SESSION_REDIS (REDIS_SESSION_URL is set)")
+            else:
+                move = ("SESSION_REDIS -> REDIS_SESSION_URL (a URL: pool, timeouts and retries from "
+                        "REDIS_*; the client is used as it is meanwhile)")
+                derived = session_client_url(client)
+                if derived is not None and not any(is_set(k) for k in (*_URL_ALIASES, "REDIS_CACHE_URL")):
+                    # The cache goes where the sessions are, rather than nowhere.
+                    out.overlay["REDIS_URL"] = derived
+                    out.sources["REDIS_URL"] = "SESSION_REDIS"
+                    move = move[:-1] + "; the cache uses its server until REDIS_URL is set)"
+                out.moves.append(move)
+        prefix = given("SESSION_KEY_PREFIX")
+        if isinstance(prefix, str) and _strip_separator(prefix):
+            put("REDIS_SESSION_PREFIX", _strip_separator(prefix), "SESSION_KEY_PREFIX")
+        elif prefix is not None:
+            out.ignored.append("SESSION_KEY_PREFIX (not a non-empty string: set REDIS_SESSION_PREFIX)")
+        if given("SESSION_USE_SIGNER") is not None:
+            out.drops.append("SESSION_USE_SIGNER (session ids are always signed)")
+    for key in config:
+        if not isinstance(key, str) or key in done or config.get(key) is None:
+            continue
+        if key.startswith("CACHE_") or (sessions and key.startswith("SESSION_") and not key.startswith(
+                "SESSION_COOKIE_") and key != "SESSION_REFRESH_EACH_REQUEST"):
+            out.ignored.append(f"{key} ({_MEANINGLESS.get(key, 'not used here')})")
+    return out
+
+
 def load_settings(config: Mapping[str, Any], *, debug: bool) -> Settings:
     """Validate ``config`` (``app.config``; missing keys read as :data:`DEFAULTS`)
     and return :class:`Settings`.
@@ -866,5 +1221,8 @@ def load_settings(config: Mapping[str, Any], *, debug: bool) -> Settings:
     errors, because a per-process cache silently breaks sessions across
     gunicorn workers and a random key breaks them on every restart.
     """
-    return _Loader(config, debug).load()
+    peers = peer_keys(config)
+    peers.log()
+    merged: Mapping[str, Any] = ChainMap(peers.overlay, dict(config)) if peers.overlay else config
+    return _Loader(merged, debug, peers.sources).load()
 

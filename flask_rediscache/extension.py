@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
@@ -37,11 +37,12 @@ from .config import ConfigError, load_settings
 from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
 from .jinja import ENV_ATTR, FragmentCacheExtension
-from .retrying import Retrier
+from .masking import mask_url
+from .retrying import Retrier, make_retry
 from .session_access import TrackingSessionInterface
 from .sessions import RedisSessionInterface
 from .state import EXTENSION_KEY, AppState
-from .store import Store
+from .store import MISSING, Entry, Store
 
 logger = logging.getLogger("flask_rediscache")
 
@@ -67,6 +68,11 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
     """
     settings = load_settings(app.config if config is None else config, debug=app.debug or app.testing)
     targets = build_targets(settings)
+    if settings.session_client is not None:  # Flask-Session's SESSION_REDIS, used as it is
+        targets["session"].purposes.remove("session")
+        kind = "memory" if type(settings.session_client).__module__.startswith("fakeredis") else "standalone"
+        name = f"{mask_url(settings.session_url)} (SESSION_REDIS)"
+        targets["session"] = Target(settings.session_client, name, kind, make_retry(settings), ["session"])
     limiter = LogLimiter()
     secrets = _secrets(settings)
     breakers: dict[int, CircuitBreaker] = {}
@@ -81,10 +87,59 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
                                        limiter=limiter, secrets=secrets)
     cache_target: Target = targets["cache"]
     codec = Codec(settings.secret_key, settings.compress_threshold)
-    store = Store(cache_target.client, Retrier.from_settings(settings), codec,
-                  is_cluster=cache_target.is_cluster)
+    if settings.cache_enabled:
+        store = Store(cache_target.client, Retrier.from_settings(settings), codec,
+                      is_cluster=cache_target.is_cluster)
+    else:
+        store = NullStore(Retrier.from_settings(settings), codec)
     cache = Cache(app, settings, store, boundaries["cache"])
     return AppState(app, settings, targets, boundaries, store, cache)
+
+
+class NullStore(Store):
+    """The store of a disabled cache (``REDIS_CACHE_ENABLED = False``, ``CACHE_TYPE = "NullCache"``):
+    no client, no command. Reads miss; writes and deletes report success, as
+    Flask-Caching's ``NullCache`` does (``set``/``add`` -> True, ``delete_many``
+    -> every key), so decorators and ``fetch`` simply call through."""
+
+    def __init__(self, retrier: Retrier, codec: Codec) -> None:
+        super().__init__(None, retrier, codec)
+
+    def read(self, rkey: bytes, counters: bool = False) -> Entry:
+        return MISSING
+
+    def read_many(self, rkeys: Sequence[bytes], counters: bool = False) -> list[Entry]:
+        return [MISSING] * len(rkeys)
+
+    def exists(self, rkey: bytes) -> bool:
+        return False
+
+    def ttl(self, rkey: bytes) -> int:
+        return -2
+
+    def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
+        return True
+
+    def add(self, rkey: bytes, data: bytes, ttl: int) -> bool:
+        return True
+
+    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int) -> list[bool]:
+        return [True] * len(items)
+
+    def unlink(self, rkeys: Sequence[bytes]) -> int:
+        return len(rkeys)
+
+    def incr(self, rkey: bytes, delta: int, ttl: int) -> int:
+        return delta
+
+    def acquire(self, lock: bytes, token: bytes, ms: int) -> bool:
+        return True
+
+    def release(self, lock: bytes, token: bytes) -> None:
+        return None
+
+    def scan(self, match: bytes, count: int = 0) -> Iterator[bytes]:
+        return iter(())
 
 
 def _flag(settings: Any, attribute: str, config: Mapping[str, Any], *keys: str) -> bool:

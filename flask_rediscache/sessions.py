@@ -63,7 +63,8 @@ logger = logging.getLogger("flask_rediscache")
 SID_BYTES = 32
 #: Cookies longer than this are rejected before any signature check.
 MAX_COOKIE_LENGTH = 256
-_SID_RE = re.compile(rb"[A-Za-z0-9_-]{43}")
+#: A session id: ``token_urlsafe`` of 16 to 128 bytes (``SESSION_ID_LENGTH``), checked after the signature.
+_SID_RE = re.compile(rb"[A-Za-z0-9_-]{22,171}")
 #: Types whose loaded values cannot be changed in place; any other loaded value
 #: (dict, list, tuple, custom tags) is re-serialised at save to catch mutation.
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), datetime, UUID, Markup})
@@ -151,9 +152,15 @@ class RedisSession(SessionMixin):
         #: The session's data (once loaded); use the mapping methods instead.
         self.data: dict[str, Any] = {}
         #: The id from the cookie; None for a new session, or once loading
-        #: found nothing stored under it.
-        self.sid = sid
+        #: found nothing stored under it. (:attr:`sid` is the id to show.)
+        self.stored_sid = sid
         self.new = sid is None
+        #: The id a new session will be stored under, made when first asked for.
+        self.fresh_sid: str | None = None
+        #: Makes a session id (the interface's, which honours ``SESSION_ID_LENGTH``).
+        self.make_sid: Callable[[], str] = new_sid
+        #: ``SESSION_PERMANENT``: whether a new session is permanent unless told otherwise.
+        self.default_permanent = False
         self._loader = loader
         #: The serialised value of every field as loaded, to diff against at save.
         self.loaded: dict[str, bytes] = {}
@@ -171,6 +178,29 @@ class RedisSession(SessionMixin):
         self.cookie_age = 0.0
         #: The cookie was signed with a ``SECRET_KEY_FALLBACKS`` key.
         self.resign = False
+
+    @property
+    def sid(self) -> str:
+        """The session's id, a string as in Flask-Session: the id it is stored
+        under, the one :meth:`RedisSessionInterface.regenerate` moves it to,
+        or, for a new session, the one it will be stored under."""
+        if self.new_sid is not None:
+            return self.new_sid
+        if self.stored_sid is not None:
+            return self.stored_sid
+        if self.fresh_sid is None:
+            self.fresh_sid = self.make_sid()
+        return self.fresh_sid
+
+    @property
+    def permanent(self) -> bool:
+        """Flask's ``session.permanent``; a new session starts as ``SESSION_PERMANENT``."""
+        default = self.default_permanent and self.stored_sid is None
+        return bool(self._touch().get(PERMANENT_FIELD, default))
+
+    @permanent.setter
+    def permanent(self, value: bool) -> None:
+        self[PERMANENT_FIELD] = bool(value)
 
     # -- loading -------------------------------------------------------------
     @property
@@ -318,6 +348,8 @@ class RedisSessionInterface(SessionInterface):
         settings = state.settings
         target = state.targets["session"]
         self.store = SessionStore(target.client, target.retry, kind=target.kind)
+        self.sid_bytes = settings.session_id_bytes
+        self.default_permanent = bool(settings.session_permanent)
         self.boundary: Boundary = state.boundaries["session"]
         self.prefix: str = settings.session_prefix
         self._key_head = self.prefix + ":"
@@ -331,6 +363,10 @@ class RedisSessionInterface(SessionInterface):
                                digest_method=self.digest_method)
 
     # -- ids, keys, cookies ------------------------------------------------
+    def generate_sid(self) -> str:
+        """A fresh random session id of ``SESSION_ID_LENGTH`` bytes (default 32)."""
+        return secrets.token_urlsafe(self.sid_bytes)
+
     def key(self, sid: str) -> str:
         """The Redis key of session id ``sid``: a digest, so keys don't reveal ids."""
         return self._key_head + hashlib.sha256(sid.encode()).hexdigest()
@@ -374,7 +410,7 @@ class RedisSessionInterface(SessionInterface):
         :attr:`refresh_fraction` of the lifetime; and always for a cookie
         signed with a fallback key (re-signed with the current one).
         """
-        if session.sid is None:
+        if session.stored_sid is None:
             return False
         if session.resign:
             return True
@@ -415,6 +451,8 @@ class RedisSessionInterface(SessionInterface):
     # -- opening and loading ---------------------------------------------------
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         session = self._open(app, request)
+        session.make_sid = self.generate_sid
+        session.default_permanent = self.default_permanent
         if has_app_context():
             setattr(g, SESSION_G_ATTR, session)
         return session
@@ -434,9 +472,9 @@ class RedisSessionInterface(SessionInterface):
 
     def _load(self, app: Flask, session: RedisSession) -> None:
         """Fill ``session`` from Redis (called on its first use)."""
-        assert session.sid is not None
+        assert session.stored_sid is not None
         ttl = self.ttl(app) if self.refresh_due(app, session) else None
-        loaded = self.boundary.call("open_session", None, self.store.load, self.key(session.sid), ttl)
+        loaded = self.boundary.call("open_session", None, self.store.load, self.key(session.stored_sid), ttl)
         if loaded is None:
             session.unavailable = True
             self._failed(app, "open")
@@ -447,7 +485,7 @@ class RedisSessionInterface(SessionInterface):
         if loaded.fields is None:
             # Expired, revoked, never stored, or not a hash: don't reuse the
             # id; the next write gets a fresh one.
-            session.sid = None
+            session.stored_sid = None
             session.new = True
             return
         session.refreshed = loaded.refreshed
@@ -523,20 +561,21 @@ class RedisSessionInterface(SessionInterface):
         elif session.unavailable:
             # Nothing is known about the stored session: write nothing and keep
             # the client's cookie, except for a log-out, which still deletes it.
-            if session.cleared and not session.data and session.sid is not None:
-                self._end(app, session, response, session.sid, [])
+            if session.cleared and not session.data and session.stored_sid is not None:
+                self._end(app, session, response, session.stored_sid, [])
         elif session.data:
             self._save(app, session, response)
-        elif session.sid is not None and (session.cleared or session.new_sid is not None or session.loaded):
+        elif session.stored_sid is not None and (session.cleared or session.new_sid is not None
+                                                 or session.loaded):
             # Emptied by clear() or by removing every field.
-            self._end(app, session, response, session.sid, list(session.loaded))
+            self._end(app, session, response, session.stored_sid, list(session.loaded))
 
     def _save_untouched(self, app: Flask, session: RedisSession, response: Response) -> None:
         """Nobody used the session: send nothing, unless the TTL is due to slide."""
-        if session.sid is None or not self.refresh_due(app, session):
+        if session.stored_sid is None or not self.refresh_due(app, session):
             return
         found = self.boundary.call("save_session", None, self.store.refresh,
-                                   self.key(session.sid), self.ttl(app))
+                                   self.key(session.stored_sid), self.ttl(app))
         if found is None:
             self._failed(app, "save")
         elif found.alive:
@@ -546,7 +585,7 @@ class RedisSessionInterface(SessionInterface):
                     permanent = bool(self.serializer.loads(found.permanent))
                 except Exception:  # garbage in that field: as a browser-session cookie
                     permanent = False
-            self._set_cookie(app, response, session.sid, permanent)
+            self._set_cookie(app, response, session.stored_sid, permanent)
 
     def _end(self, app: Flask, session: RedisSession, response: Response, sid: str,
              removed: list[str]) -> None:
@@ -567,13 +606,15 @@ class RedisSessionInterface(SessionInterface):
         self._delete_cookie(app, response)
 
     def _save(self, app: Flask, session: RedisSession, response: Response) -> None:
-        old = session.sid
+        old = session.stored_sid
         moving = session.new_sid is not None and old is not None
         whole = old is None or session.cleared or moving
+        if old is None and session.default_permanent and PERMANENT_FIELD not in session.data:
+            session.data[PERMANENT_FIELD] = True  # SESSION_PERMANENT
         changed, removed = self._changes(session, whole)
         permanent = bool(session.data.get(PERMANENT_FIELD, False))
         ttl = self.ttl(app)
-        sid = session.new_sid or old or new_sid()
+        sid = session.new_sid or old or session.sid
         applied: bool | None = True
         written = False
         if old is None or moving or changed or removed:
@@ -593,7 +634,7 @@ class RedisSessionInterface(SessionInterface):
                     # The old session is gone (expired, or ended by another
                     # request) and this one holds only what this request set:
                     # store that as a new session, under a new id.
-                    sid = new_sid()
+                    sid = self.generate_sid()
                     applied = self.boundary.call("save_session", None, self.store.save,
                                                  SavePlan(CREATE, self.key(sid), ttl, sets))
             if applied is None:
@@ -628,7 +669,7 @@ class RedisSessionInterface(SessionInterface):
         if not isinstance(obj, RedisSession):
             raise TypeError(f"regenerate() needs a RedisSession, not {type(obj).__name__}")
         obj._touch()  # a move writes the whole content
-        obj.new_sid = new_sid()
+        obj.new_sid = self.generate_sid()
         obj.modified = True
 
 
