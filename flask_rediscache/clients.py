@@ -145,7 +145,7 @@ class BoundedPool(redis.ConnectionPool):
     """
 
     def __init__(self, *args: Any, timeout: float = 5, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(*args, **kwargs)
         self.timeout = timeout
         self._rediscache_tokens = (os.getpid(), self._new_tokens())
         self._rediscache_held: dict[int, queue.SimpleQueue[None]] = {}
@@ -176,7 +176,7 @@ class BoundedPool(redis.ConnectionPool):
                 f"all {self.max_connections} pooled connections stayed busy for {self.timeout:g}s "
                 f"(REDIS_POOL_SIZE={self.max_connections}, REDIS_POOL_TIMEOUT={self.timeout:g})") from None
         try:
-            connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            connection = super().get_connection(*args, **kwargs)
         except BaseException:
             tokens.put(None)
             raise
@@ -186,7 +186,7 @@ class BoundedPool(redis.ConnectionPool):
     def release(self, connection: Any) -> None:
         tokens = self._rediscache_held.pop(id(connection), None)
         try:
-            super().release(connection)  # type: ignore[no-untyped-call]
+            super().release(connection)
         finally:
             if tokens is not None:
                 tokens.put(None)
