@@ -265,3 +265,19 @@ def test_an_existing_flask_session_cookie_is_a_fresh_session_here(
     ours = pair["rediscache"].test_client()
     ours.set_cookie("session", cookie.value)
     assert ours.get("/me").json == {"user": None, "sid_is_str": True}  # users log in once more
+
+
+def test_the_migration_guide_names_every_flask_session_key_and_backend() -> None:
+    from pathlib import Path
+
+    from flask_session.defaults import Defaults
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "migrating-flask-session.rst").read_text()
+    for key in (k for k in vars(Defaults) if k.startswith("SESSION_")):
+        assert f"``{key}``" in page, key
+    for name in ("Session(app)", "session.sid", "regenerate(session)", "session_cleanup",
+                 "should_set_storage",
+                 "MemcachedSessionInterface", "FileSystemSessionInterface", "CacheLibSessionInterface",
+                 "MongoDBSessionInterface", "SqlAlchemySessionInterface", "DynamoDBSessionInterface",
+                 "ServerSideSession", "MsgSpecSerializer"):
+        assert name in page, name
