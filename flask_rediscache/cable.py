@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flask import Flask, Response, has_request_context, request
 
-from .breaker import CircuitBreaker
 from .cable_reader import (
     BLOCK_SECONDS,
     WAKE_HISTORY,
@@ -54,7 +53,7 @@ from .cable_reader import (
 )
 from .clients import build_target
 from .config import channel_key_prefix
-from .failopen import Boundary, breaker_notifier
+from .failopen import Boundary
 from .retrying import Retrier
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -367,40 +366,6 @@ def reader_backoff(base: float, cap: float) -> Callable[[int], float]:
     return backoff
 
 
-def ensure_targets(state: AppState) -> None:
-    """Give the ``cable`` purpose and each ``REDIS_PURPOSES`` name a target and a boundary.
-
-    A no-op for purposes :func:`~flask_rediscache.clients.build_targets` already
-    built. Otherwise the same rules as there and in ``build_state``: a purpose
-    whose URL another purpose already uses shares its client, pool and circuit
-    breaker; a new URL gets its own.
-    """
-    settings = state.settings
-    by_url = {settings.cache_url: state.targets["cache"], settings.session_url: state.targets["session"]}
-    for purpose, url in [("cable", settings.cable_url), *settings.purposes.items()]:
-        if purpose in state.targets:
-            by_url.setdefault(url, state.targets[purpose])
-            continue
-        target = by_url.get(url)
-        if target is None:
-            target = by_url[url] = build_target(url, settings)
-        target.purposes.append(purpose)
-        state.targets[purpose] = target
-    model = state.boundaries["cache"]
-    breakers = {id(state.targets[p]): b.breaker for p, b in state.boundaries.items()}
-    for purpose, target in state.targets.items():
-        if purpose in state.boundaries:
-            continue
-        breaker = breakers.get(id(target))
-        if breaker is None:
-            breaker = breakers[id(target)] = CircuitBreaker(target.name, settings.breaker_threshold,
-                                                            settings.breaker_cooldown,
-                                                            breaker_notifier(state.app))
-        state.boundaries[purpose] = Boundary(state.app, f"{purpose} Redis ({target.name})", breaker,
-                                             handler=model.handler, fail_open=model.fail_open,
-                                             limiter=model.limiter, secrets=model.secrets)
-
-
 def build_cable(state: AppState) -> Cable:
     """The :class:`Cable` of an app, on its ``cable`` target and boundary.
 
@@ -408,7 +373,6 @@ def build_cable(state: AppState) -> Cable:
     topology, whose socket timeout (``REDIS_READ_TIMEOUT`` plus the ``XREAD``
     block time) lets it block; it connects on the first open stream.
     """
-    ensure_targets(state)
     settings = state.settings
     target = state.targets["cable"]
     reader_settings = replace(settings, pool_size=1, read_timeout=settings.read_timeout + BLOCK_SECONDS)

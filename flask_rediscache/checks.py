@@ -87,6 +87,8 @@ def check_target(target: Target, purposes: Iterable[str], prefixes: Mapping[str,
     if problem is not None:
         health.notes.append(f"{problem.reason}; the server answered, so it is reachable")
     for purpose in health.purposes:
+        if purpose not in prefixes:  # a REDIS_PURPOSES name: its keys are not ours to probe
+            continue
         refused = check_access(probe, purpose, prefixes[purpose])
         if refused is not None:
             health.access[purpose] = refused

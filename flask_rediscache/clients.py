@@ -414,7 +414,8 @@ def build_targets(settings: Settings) -> dict[str, Target]:
     """One target per purpose; purposes with the same URL share one client and pool."""
     by_url: dict[str, Target] = {}
     out: dict[str, Target] = {}
-    for purpose, url in (("cache", settings.cache_url), ("session", settings.session_url)):
+    named = [("cable", settings.cable_url), *settings.purposes.items()]
+    for purpose, url in [("cache", settings.cache_url), ("session", settings.session_url), *named]:
         target = by_url.get(url)
         if target is None:
             target = by_url[url] = build_target(url, settings)

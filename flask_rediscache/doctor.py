@@ -189,7 +189,8 @@ def _target_findings(state: AppState, target: Target, purposes: list[str], produ
         infos[id(target)] = info
     out.append(Finding(PASS, "connect", "reachable" + (f" ({info_problem.reason})" if info_problem else "")))
     prefixes = active_purposes(state)
-    out.extend(_access_finding(probe, purpose, prefixes[purpose]) for purpose in purposes)
+    out.extend(_access_finding(probe, purpose, prefixes[purpose])
+               for purpose in purposes if purpose in prefixes)  # REDIS_PURPOSES names: not our keys
     maxmemory, policy, problem = _server_memory(probe, info, info_problem)
     if problem is not None and problem.permission:
         out.append(Finding(SKIP, "maxmemory", f"skipped: {problem.reason}"))

@@ -162,6 +162,8 @@ def target_stats(state: AppState, probe: Probe, purposes: list[str],
             _fill_stats(stats, data)
     prefixes = active_purposes(state)
     for purpose in purposes:
+        if purpose not in prefixes:  # a REDIS_PURPOSES name: its keys are not ours
+            continue
         prefix = prefixes[purpose]
         step = progress(stats.dbsize or 0, f"Counting {prefix}:* keys") if progress else None
         count, problem = probe.call("SCAN", count_keys, target, namespace_match(prefix), step)

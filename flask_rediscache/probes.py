@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from redis import exceptions as rexc
 
 from .clients import Target
+from .config import channel_key_prefix
 from .errors import PoolExhaustedError
 from .keys import escape_glob
 from .keyspace import printable
@@ -205,17 +206,36 @@ def _connection_kwargs(client: Any) -> dict[str, Any]:
 
 # -- which targets, under which names ------------------------------------------
 def active_purposes(state: AppState) -> dict[str, str]:
-    """``purpose -> key prefix`` for the features that are on (sessions may be off)."""
-    out = {"cache": state.settings.namespace}
-    if state.settings.session:
-        out["session"] = state.settings.session_prefix
+    """``purpose -> key prefix`` for the features that are on and own a key
+    prefix: cache, session (unless ``REDIS_SESSION = False``) and the broadcast
+    streams once the app configures them (``REDIS_CABLE_URL`` or
+    ``REDIS_CHANNEL_PREFIX`` set: an app that never broadcasts should not fail
+    health because its ACL user cannot write ``{<namespace>-cable}:*``)."""
+    settings = state.settings
+    out = {"cache": settings.namespace}
+    if settings.session:
+        out["session"] = settings.session_prefix
+    if cable_configured(state):
+        out["cable"] = channel_key_prefix(settings.channel_prefix)
     return out
 
 
+def cable_configured(state: AppState) -> bool:
+    """Did the app configure the broadcast purpose (its URL or its channel prefix)?"""
+    config = state.app.config
+    return config.get("REDIS_CABLE_URL") is not None or config.get("REDIS_CHANNEL_PREFIX") is not None
+
+
+def checked_purposes(state: AppState) -> list[str]:
+    """Every purpose health and doctor check: the active ones, then the
+    ``REDIS_PURPOSES`` names (whose keys are not ours: connectivity only)."""
+    return [*active_purposes(state), *state.settings.purposes]
+
+
 def distinct_targets(state: AppState) -> list[tuple[Target, list[str]]]:
-    """Each configured target once, with the active purposes it serves."""
+    """Each configured target once, with the purposes it serves."""
     seen: dict[int, tuple[Target, list[str]]] = {}
-    for purpose in active_purposes(state):
+    for purpose in checked_purposes(state):
         target = state.targets[purpose]
         seen.setdefault(id(target), (target, []))[1].append(purpose)
     return list(seen.values())

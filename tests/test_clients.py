@@ -219,7 +219,7 @@ def test_connection_options_apply(server):
 def test_purposes_sharing_a_url_share_one_pool(server):
     targets = build_targets(settings_for(server.url))
     assert targets["cache"] is targets["session"]
-    assert targets["cache"].purposes == ["cache", "session"]
+    assert targets["cache"].purposes == ["cache", "session", "cable"]  # the broadcast purpose too
     assert targets["cache"].kind == "standalone"
     close(targets["cache"])
 
