@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 from .clients import Target
+from .config import location
 from .doctor_config import (
     Finding,
     default_timeout_finding,
@@ -160,6 +161,9 @@ def doctor(app: Flask, state: AppState, threads: int | None = None,
         findings.extend(replace(finding, scope=scope) for finding in found)
     findings.append(default_timeout_finding(settings.default_timeout))
     findings.append(_separate_purposes_finding(state, targets, infos))
+    declared = _declared_purposes_finding(state)
+    if declared is not None:
+        findings.append(declared)
     findings.append(pool_finding(settings.pool_size, settings.pool_timeout, threads, env))
     findings.append(timeouts_finding(settings.connect_timeout, settings.read_timeout))
     findings.append(worst_case_finding(settings))
@@ -201,7 +205,7 @@ def _target_findings(state: AppState, target: Target, purposes: list[str], produ
     if info is not None and info.get("role") == "slave":
         out.append(Finding(FAIL, "replica", "connected to a read-only replica; cache and session writes "
                            "fail with READONLY", "point the URL at the master (or use Sentinel)"))
-    out.extend(_ttl_finding(probe, prefixes[purpose]) for purpose in purposes)
+    out.extend(_ttl_finding(probe, prefixes[purpose]) for purpose in purposes if purpose in prefixes)
     out.extend(_maxclients_finding(state, info, env))
     return out
 
@@ -233,17 +237,39 @@ def _maxclients_finding(state: AppState, info: dict[str, Any] | None, env: Any) 
                     f"up to {needed} connections, within maxclients {maxclients}")]
 
 
+def _declared_purposes_finding(state: AppState) -> Finding | None:
+    """The Rails guide's separate instance for jobs: a ``REDIS_PURPOSES`` name
+    on the same server and db as another purpose shares its memory, eviction
+    policy and keyspace (a queue's keys evicted by the cache's ``allkeys-lru``)."""
+    names = list(state.settings.purposes)
+    if not names:
+        return None
+    urls = {"cache": state.settings.cache_url, "cable": state.settings.cable_url,
+            **state.settings.purposes}
+    if state.settings.session:
+        urls["session"] = state.settings.session_url
+    places = {purpose: location(url, state.settings) for purpose, url in urls.items()}
+    shared = sorted(f"{name} and {other}" for name in names for other in urls
+                    if other != name and places[other] == places[name]
+                    and (other not in names or other > name))  # each pair of names once
+    if shared:
+        return Finding(WARN, "declared-purposes", "share one server and db: " + ", ".join(shared),
+                       "give each REDIS_PURPOSES name its own REDIS_<NAME>_URL (its own server, or at "
+                       "least its own db), so eviction and load of one cannot hit the other")
+    return Finding(PASS, "declared-purposes", "each REDIS_PURPOSES name has its own server or db")
+
+
 def _separate_purposes_finding(state: AppState, targets: list[tuple[Target, list[str]]],
                                infos: dict[int, dict[str, Any]]) -> Finding:
     if not state.settings.session:
         return Finding(PASS, "separate-purposes",
                        "sessions are off (REDIS_SESSION = False); only the cache uses Redis")
-    if len(targets) == 1:
+    if state.targets["cache"] is state.targets["session"]:
         return Finding(WARN, "separate-purposes", "cache and sessions share one Redis: cache load and "
                        "eviction (allkeys-lru) hit sessions too",
                        "give sessions their own server with REDIS_SESSION_URL "
                        "(maxmemory and eviction are per server)")
-    (cache_target, _), (session_target, _) = targets[0], targets[1]
+    cache_target, session_target = state.targets["cache"], state.targets["session"]
     run_ids = [infos.get(id(t), {}).get("run_id") for t in (cache_target, session_target)]
     if run_ids[0] and run_ids[1]:
         same = run_ids[0] == run_ids[1]

@@ -87,6 +87,9 @@ def test_doctor_levels_match_the_documented_table(redis_factory, make_app, monke
     RedisCache(prod)
     assert collect(prod, "--threads", "8") == 0  # pool smaller than threads: a warning
 
+    # A declared purpose (REDIS_PURPOSES) on the cache's server and db.
+    collect(make_app(REDIS_URL=good.url, REDIS_PURPOSES=["queue"]))
+
     # Separate servers: a session-only server with allkeys-lru, a volatile cache policy.
     cache_server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru")
     collect(make_app(REDIS_CACHE_URL=cache_server.url, REDIS_SESSION_URL=good.url))

@@ -24,3 +24,15 @@ def test_a_declared_purpose_is_checked_for_connectivity(make_app, redis_server):
     assert checks[("queue",)].ok is False
     assert "refused" in str(checks[("queue",)].error)
     assert checks[("cache", "session")].ok is True
+
+
+def test_doctor_warns_when_a_declared_purpose_shares_a_server_and_db(make_app, redis_server):
+    from flask_rediscache.doctor import doctor
+
+    shared = make_app(REDIS_URL=redis_server.url, REDIS_PURPOSES=["queue"])
+    findings = {f.check: f for f in doctor(shared, get_state(shared))}
+    assert findings["declared-purposes"].status == "warn"
+    assert "queue and cache" in findings["declared-purposes"].message
+    own = make_app(REDIS_URL=redis_server.url, REDIS_PURPOSES=["queue"],
+                   REDIS_QUEUE_URL=redis_server.url.replace("/0", "/5"))
+    assert {f.check: f for f in doctor(own, get_state(own))}["declared-purposes"].status == "pass"
