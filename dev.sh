@@ -101,6 +101,19 @@ need_redis_server() {
     redis-server --version
 }
 
+# The browser test (tests/test_browser.py) drives Debian's chromium with
+# chromedriver; under CI=true a missing browser is a failure, so install it.
+need_chromium() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        say "chromium or chromedriver not found; installing them with apt-get"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver \
+            || say "could not install chromium (the browser test fails under CI=true, skips otherwise)"
+    fi
+}
+
 flask_main_wheel() {
     if [ -n "${FLASK_MAIN_WHEEL:-}" ]; then
         echo "$FLASK_MAIN_WHEEL"
@@ -184,6 +197,7 @@ case "${1:-}" in
         fi
         started=$(date +%s)
         need_redis_server
+        need_chromium
         bootstrap dev
         say "installed in $(($(date +%s) - started))s"
         "$VENV/bin/ruff" check .

@@ -8,7 +8,9 @@ Sizing: each worker process has its own connection pool of ``REDIS_POOL_SIZE``
 connections per purpose. A request holds at most one connection at a time, so
 ``threads = REDIS_POOL_SIZE`` means no thread ever waits for a connection
 (``flask redis doctor --threads N`` warns, with exit code 0, when
-``REDIS_POOL_SIZE`` is smaller than ``threads``; set them equal).
+``REDIS_POOL_SIZE`` is smaller than ``threads``). Live pages (server-sent
+events) are the exception: each holds a thread but no connection, so this
+file adds 16 threads for them (see docs/live-updates.rst).
 Redis then sees at most ``workers * REDIS_POOL_SIZE`` connections per purpose
 and per host; keep that well below the server's ``maxclients``.
 
@@ -29,7 +31,11 @@ wsgi_app = "app:app"
 bind = os.environ.get("BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("REDIS_POOL_SIZE", "5"))
+# Each open live page (/products/<id>/live, server-sent events) holds a thread
+# for as long as it is open, but no Redis connection (one reader per process
+# serves every stream): so threads = REDIS_POOL_SIZE + the live pages you
+# expect per worker. THREADS overrides it.
+threads = int(os.environ.get("THREADS") or int(os.environ.get("REDIS_POOL_SIZE", "5")) + 16)
 
 # A hung request is killed after this; the Redis timeouts (1 s reads, and a
 # circuit breaker after that) keep Redis far below it.
