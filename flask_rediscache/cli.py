@@ -141,6 +141,15 @@ def _command(name: str) -> Callable[[F], Any]:
     return decorate
 
 
+def _cache_target(state: AppState) -> Any:
+    """The cache purpose's target, or one clear line when the cache is disabled."""
+    target = state.targets["cache"]
+    if target.client is None:
+        raise click.ClickException("the cache is disabled (REDIS_CACHE_ENABLED = False or CACHE_TYPE = "
+                                   "'NullCache'): it stores nothing and has no server")
+    return target
+
+
 @_command("health")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def health_command(state: AppState, as_json: bool) -> None:
@@ -204,7 +213,7 @@ def clear_command(state: AppState, yes: bool, as_json: bool) -> None:
     """
     if as_json and not yes:
         raise click.ClickException("--json does not ask for confirmation: add --yes")
-    target = state.targets["cache"]
+    target = _cache_target(state)
     prefix = state.settings.namespace
     match = namespace_match(prefix)
     probe = Probe(target, settings_secrets(state.settings))
@@ -265,7 +274,7 @@ def keys_command(state: AppState, pattern: str, limit: int, as_json: bool) -> No
     the ACL refuses it. Non-printable characters in key names are shown
     escaped (\\x1b).
     """
-    target = state.targets["cache"]
+    target = _cache_target(state)
     prefix = state.settings.namespace
     probe = Probe(target, settings_secrets(state.settings))
     where = f"cache Redis ({target.name})"

@@ -68,7 +68,7 @@ class Target:
 
     client: Any
     name: str  # masked URL or topology description, safe to print
-    kind: str  # "standalone", "memory", "sentinel" or "cluster"
+    kind: str  # "standalone", "memory", "sentinel", "cluster", or "disabled" (a disabled cache: no client)
     retry: Retry
     purposes: list[str] = field(default_factory=list)
 
@@ -415,7 +415,14 @@ def build_targets(settings: Settings) -> dict[str, Target]:
     by_url: dict[str, Target] = {}
     out: dict[str, Target] = {}
     named = [("cable", settings.cable_url), *settings.purposes.items()]
-    for purpose, url in [("cache", settings.cache_url), ("session", settings.session_url), *named]:
+    purposes = [("cache", settings.cache_url), ("session", settings.session_url), *named]
+    if not settings.cache_enabled and settings.cache_url not in [url for _, url in purposes[1:]]:
+        # A disabled cache (REDIS_CACHE_ENABLED = False) on a server of its own:
+        # no client at all, so nothing connects (a RedisCluster would at once).
+        out["cache"] = Target(None, f"{mask_url(settings.cache_url)} (cache disabled)", "disabled",
+                              make_retry(settings), ["cache"])
+        purposes = purposes[1:]
+    for purpose, url in purposes:
         target = by_url.get(url)
         if target is None:
             target = by_url[url] = build_target(url, settings)

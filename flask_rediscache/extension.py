@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
@@ -42,7 +42,7 @@ from .retrying import Retrier, make_retry
 from .session_access import TrackingSessionInterface
 from .sessions import RedisSessionInterface
 from .state import EXTENSION_KEY, AppState
-from .store import MISSING, Entry, Store
+from .store import NullStore, Store
 
 logger = logging.getLogger("flask_rediscache")
 
@@ -94,52 +94,6 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
         store = NullStore(Retrier.from_settings(settings), codec)
     cache = Cache(app, settings, store, boundaries["cache"])
     return AppState(app, settings, targets, boundaries, store, cache)
-
-
-class NullStore(Store):
-    """The store of a disabled cache (``REDIS_CACHE_ENABLED = False``, ``CACHE_TYPE = "NullCache"``):
-    no client, no command. Reads miss; writes and deletes report success, as
-    Flask-Caching's ``NullCache`` does (``set``/``add`` -> True, ``delete_many``
-    -> every key), so decorators and ``fetch`` simply call through."""
-
-    def __init__(self, retrier: Retrier, codec: Codec) -> None:
-        super().__init__(None, retrier, codec)
-
-    def read(self, rkey: bytes, counters: bool = False) -> Entry:
-        return MISSING
-
-    def read_many(self, rkeys: Sequence[bytes], counters: bool = False) -> list[Entry]:
-        return [MISSING] * len(rkeys)
-
-    def exists(self, rkey: bytes) -> bool:
-        return False
-
-    def ttl(self, rkey: bytes) -> int:
-        return -2
-
-    def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
-        return True
-
-    def add(self, rkey: bytes, data: bytes, ttl: int) -> bool:
-        return True
-
-    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int) -> list[bool]:
-        return [True] * len(items)
-
-    def unlink(self, rkeys: Sequence[bytes]) -> int:
-        return len(rkeys)
-
-    def incr(self, rkey: bytes, delta: int, ttl: int) -> int:
-        return delta
-
-    def acquire(self, lock: bytes, token: bytes, ms: int) -> bool:
-        return True
-
-    def release(self, lock: bytes, token: bytes) -> None:
-        return None
-
-    def scan(self, match: bytes, count: int = 0) -> Iterator[bytes]:
-        return iter(())
 
 
 def _flag(settings: Any, attribute: str, config: Mapping[str, Any], *keys: str) -> bool:

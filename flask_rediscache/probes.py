@@ -212,7 +212,8 @@ def active_purposes(state: AppState) -> dict[str, str]:
     ``REDIS_CHANNEL_PREFIX`` set: an app that never broadcasts should not fail
     health because its ACL user cannot write ``{<namespace>-cable}:*``)."""
     settings = state.settings
-    out = {"cache": settings.namespace}
+    # A disabled cache (REDIS_CACHE_ENABLED = False) sends nothing: nothing to check.
+    out = {"cache": settings.namespace} if settings.cache_enabled else {}
     if settings.session:
         out["session"] = settings.session_prefix
     if cable_configured(state):

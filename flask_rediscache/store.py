@@ -229,3 +229,48 @@ class Store:
                 progress(deleted)
         return deleted
 
+
+class NullStore(Store):
+    """The store of a disabled cache (``REDIS_CACHE_ENABLED = False``, ``CACHE_TYPE = "NullCache"``):
+    no client, no command. Reads miss; writes and deletes report success, as
+    Flask-Caching's ``NullCache`` does (``set``/``add`` -> True, ``delete_many``
+    -> every key), so decorators and ``fetch`` simply call through."""
+
+    def __init__(self, retrier: Retrier, codec: Codec) -> None:
+        super().__init__(None, retrier, codec)
+
+    def read(self, rkey: bytes, counters: bool = False) -> Entry:
+        return MISSING
+
+    def read_many(self, rkeys: Sequence[bytes], counters: bool = False) -> list[Entry]:
+        return [MISSING] * len(rkeys)
+
+    def exists(self, rkey: bytes) -> bool:
+        return False
+
+    def ttl(self, rkey: bytes) -> int:
+        return -2
+
+    def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
+        return True
+
+    def add(self, rkey: bytes, data: bytes, ttl: int) -> bool:
+        return True
+
+    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int) -> list[bool]:
+        return [True] * len(items)
+
+    def unlink(self, rkeys: Sequence[bytes]) -> int:
+        return len(rkeys)
+
+    def incr(self, rkey: bytes, delta: int, ttl: int) -> int:
+        return delta
+
+    def acquire(self, lock: bytes, token: bytes, ms: int) -> bool:
+        return True
+
+    def release(self, lock: bytes, token: bytes) -> None:
+        return None
+
+    def scan(self, match: bytes, count: int = 0) -> Iterator[bytes]:
+        return iter(())

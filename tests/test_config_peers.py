@@ -400,3 +400,35 @@ def test_session_id_length_sets_the_length_of_new_ids(
     client.post("/login")
     assert client.get("/me").text == "ada"
     assert len(seen[0]) == 22 and seen[0] == seen[1]
+
+
+def test_a_disabled_cache_on_its_own_cluster_url_builds_no_client(make_app, redis_server):
+    """REDIS_CACHE_ENABLED = False with REDIS_CACHE_URL of its own: no client,
+    nothing connects (a RedisCluster would connect in its constructor), and
+    health checks only the sessions."""
+    from flask_rediscache.checks import check_all
+    from flask_rediscache.state import get_state
+
+    from .servers import free_port
+
+    app = make_app(REDIS_URL=redis_server.url, REDIS_CACHE_URL=f"redis://127.0.0.1:{free_port()}/0",
+                   REDIS_CACHE_ENABLED=False)
+    state = get_state(app)
+    assert state.targets["cache"].client is None and state.targets["cache"].kind == "disabled"
+    with app.app_context():
+        assert app.extensions["rediscache"].get("k") is None
+    checks = check_all(state)
+    assert [c.purposes for c in checks] == [["session"]] and checks[0].ok
+
+
+def test_cli_on_a_disabled_cache_says_so_in_one_line(make_app, redis_server):
+    from .servers import free_port
+
+    app = make_app(REDIS_URL=redis_server.url, REDIS_CACHE_URL=f"redis://127.0.0.1:{free_port()}/0",
+                   REDIS_CACHE_ENABLED=False)
+    runner = app.test_cli_runner()
+    for args in (["redis", "keys"], ["redis", "clear", "--yes"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1
+        assert "the cache is disabled" in result.output and "Traceback" not in result.output
+    assert runner.invoke(args=["redis", "health"]).exit_code == 0  # sessions only
