@@ -837,3 +837,53 @@ def test_instance_config_and_two_instances_on_one_app(redis_server):
     finally:
         for cache in (first, second):
             cache.state(our_app).close()
+
+
+# -- 16/18. The same Flask-Caching configuration, given to each library ---------------
+@pytest.mark.parametrize("prefix", ["app_", "app:"])
+def test_the_same_cache_config_gives_the_same_timeouts_and_keys(redis_server, prefix):
+    """An app's existing CACHE_* block, unchanged, drives both libraries: the
+    default timeout, the server and the key prefix (ours adds a ':' after a
+    prefix that has none: documented in configuration.rst, "peer keys")."""
+    config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_server.url,
+              "CACHE_DEFAULT_TIMEOUT": 42, "CACHE_KEY_PREFIX": prefix}
+    results = {}
+    for name, build in (("theirs", flask_caching.Cache), ("ours", RedisCache)):
+        app = Flask(f"{name}-config")
+        app.config.update(SECRET_KEY="s", DEBUG=True, **config)  # debug: ours may not fall back to memory://
+        cache = build(app)
+        with app.app_context():
+            assert cache.set("k", name) is True
+            assert cache.get("k") == name
+        found = [k for k in redis_server.client().keys("app*") if k.endswith(b"k")]
+        results[name] = (found, [redis_server.client().ttl(k) for k in found])
+        redis_server.client().delete(*found)
+        if name == "ours":
+            get_state(app).close()
+    (their_keys, their_ttls), (our_keys, our_ttls) = results["theirs"], results["ours"]
+    assert their_ttls == our_ttls == [42]
+    assert their_keys == [f"{prefix}k".encode()]
+    assert our_keys == [(prefix if prefix.endswith(":") else prefix + ":").encode() + b"k"]
+
+
+def test_null_cache_type_misses_and_calls_through_on_both(redis_server):
+    calls = {"theirs": 0, "ours": 0}
+    for name, build in (("theirs", flask_caching.Cache), ("ours", RedisCache)):
+        app = Flask(f"{name}-null")
+        app.config.update(SECRET_KEY="s", REDIS_URL=redis_server.url, CACHE_TYPE="NullCache",
+                          CACHE_NO_NULL_WARNING=True)
+        cache = build(app)
+
+        @cache.memoize()
+        def f(x: int, side: str = name) -> int:
+            calls[side] += 1
+            return x
+
+        with app.app_context():
+            cache.set("k", "v")
+            assert cache.get("k") is None
+            assert f(1) == 1 and f(1) == 1
+        if name == "ours":
+            get_state(app).close()
+    assert calls == {"theirs": 2, "ours": 2}
+    assert redis_server.client().keys("*") == []
