@@ -990,6 +990,19 @@ class PeerKeys:
         if self.null_warning:
             logger.warning("flask-rediscache: CACHE_TYPE is set to NullCache, caching is effectively "
                            "disabled (REDIS_CACHE_ENABLED=False says so without this warning)")
+        differences = []
+        if any(key.startswith("CACHE_") for key in self.sources.values()) or any(
+                move.startswith("CACHE_") for move in (*self.moves, *self.drops)):
+            differences.append("memoize and cached store None results (cache_none=False restores "
+                               "Flask-Caching's behaviour) and never cache POST responses "
+                               "(docs/migrating-flask-caching.rst)")
+        if any(move.startswith("SESSION_") for move in (*self.moves, *self.drops)):
+            differences.append("sessions stored by Flask-Session are not read, so every user logs in "
+                               "once more (docs/migrating-flask-session.rst)")
+        if differences:
+            # The documented differences an app coming from the peers relies on without knowing.
+            logger.warning("flask-rediscache: differs from what this app was configured for: %s",
+                           "; ".join(differences))
 
 
 def _cache_type(value: Any) -> str | None:

@@ -33,8 +33,14 @@ def settings(**config: Any) -> Any:
     return load_settings({"SECRET_KEY": "s", **config}, debug=False)
 
 
+#: The one warning every app configured for the peers gets (see the last test).
+DIFFERENCES = "differs from what this app was configured for"
+
+
 def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == level]
+    """Log lines at ``level``, without the documented-differences warning."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == LOGGER and r.levelno == level and DIFFERENCES not in r.getMessage()]
 
 
 @pytest.fixture
@@ -432,3 +438,26 @@ def test_cli_on_a_disabled_cache_says_so_in_one_line(make_app, redis_server):
         assert result.exit_code == 1
         assert "the cache is disabled" in result.output and "Traceback" not in result.output
     assert runner.invoke(args=["redis", "health"]).exit_code == 0  # sessions only
+
+
+def test_apps_coming_from_the_peers_are_warned_of_the_documented_differences(caplog):
+    import logging
+
+    from flask import Flask
+
+    from flask_rediscache import RedisCache
+
+    app = Flask("migrating")
+    app.config.update(SECRET_KEY="s", DEBUG=True, CACHE_TYPE="RedisCache", SESSION_TYPE="redis",
+                      CACHE_REDIS_URL="memory://migrating")
+    with caplog.at_level(logging.INFO, logger="flask_rediscache"):
+        RedisCache(app)
+    found = [r.getMessage() for r in caplog.records if DIFFERENCES in r.getMessage()]
+    assert len(found) == 1
+    assert "cache_none=False" in found[0] and "logs in once more" in found[0]
+    caplog.clear()
+    plain = Flask("fresh")
+    plain.config.update(SECRET_KEY="s", REDIS_URL="memory://fresh")
+    with caplog.at_level(logging.INFO, logger="flask_rediscache"):
+        RedisCache(plain)
+    assert not [r for r in caplog.records if DIFFERENCES in r.getMessage()]
