@@ -29,6 +29,7 @@ import functools
 import hashlib
 import inspect
 import marshal
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import GeneratorType
@@ -87,10 +88,11 @@ class Front(Protocol):
     #: until then the decorators never look the per-app default up.
     source_check_default: bool
 
-    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False) -> Any: ...
+    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False,
+            version: Any = None) -> Any: ...
 
     def set(self, key: str, value: Any, timeout: Any = None, *, signed: bool = False,
-            race_condition_ttl: float = 0) -> bool: ...
+            race_condition_ttl: float = 0, version: Any = None) -> bool: ...
 
     def delete(self, key: str) -> bool: ...
 
@@ -451,9 +453,13 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
             args_to_ignore: tuple[str, ...] | list[str] | None = None,
             cache_none: bool = True, name: str | None = None,
             is_stale: Callable[..., Any] | None = None, hash_method: Callable[..., Any] | None = None,
-            source_check: bool | None = None) -> Callable[[F], F]:
+            source_check: bool | None = None, version: Any = None) -> Callable[[F], F]:
     """Build the ``@memoize`` decorator; see :meth:`flask_rediscache.RedisCache.memoize`."""
     from .cache import race_seconds
+    from .codec import version_bytes
+
+    if version is not None and not callable(version):
+        version_bytes(version)  # a bad version raises at decoration time
 
     _check_timeout(timeout)
     if race_condition_ttl is not None:
@@ -486,7 +492,10 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
             """``MISS``/:class:`Stale`/``_FORCE`` for the plan, or the fresh value."""
             if force is not None and force(args, kwargs):
                 return _FORCE
-            found = front.get(key, MISS, signed=True, stale=True)
+            if version is None:
+                found = front.get(key, MISS, signed=True, stale=True)
+            else:
+                found = front.get(key, MISS, signed=True, stale=True, version=current_version())
             if found is None and not cache_none:
                 return MISS  # Flask-Caching: a cached None is a miss then
             if (stale_check is not None and found is not MISS and not isinstance(found, Stale)
@@ -499,9 +508,13 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
             return stampede_plan(cache, key, cache.expiry(wrapper.cache_timeout),
                                  cache.race_ttl(race_condition_ttl),
                                  MISS if found is _FORCE else found, force=found is _FORCE,
-                                 front=front, should_store=should_store)
+                                 front=front, should_store=should_store,
+                                 version=None if version is None else current_version())
 
-        fast_read = force is None and stale_check is None and cache_none
+        def current_version() -> Any:
+            return version() if callable(version) else version
+
+        fast_read = force is None and stale_check is None and cache_none and version is None
 
         def hit(key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             _emit(front, _MEMO_HIT, cache_key=key, f=f, args=args, kwargs=kwargs)
@@ -523,7 +536,7 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
                         computed = True
                         if _MEMO_MISS.receivers:
                             _emit(front, _MEMO_MISS, cache_key=key, f=f, args=args, kwargs=kwargs)
-                        return await f(*args, **kwargs)
+                        return await _generate_async(front, key, f, *args, **kwargs)
 
                     value = await run_plan_async(plan(key, found), compute, *args, **kwargs)
                     if not computed and _MEMO_HIT.receivers:
@@ -543,7 +556,7 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
                     computed = True
                     if _MEMO_MISS.receivers:
                         _emit(front, _MEMO_MISS, cache_key=key, f=f, args=args, kwargs=kwargs)
-                    value = f(*args, **kwargs)
+                    value = front.app_cache().generate(key, f, *args, **kwargs)
                     if isinstance(value, GeneratorType):
                         value = join_generator(value)
                     return value
@@ -586,6 +599,21 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
 
 
 _FORCE: Final = object()
+
+
+async def _generate_async(front: Front, key: str, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Await ``f(*args, **kwargs)``, sent as :data:`~flask_rediscache.signals.cache_generate`
+    when someone listens (what :meth:`.Cache.generate` does for sync code)."""
+    if not signals.cache_generate.receivers:
+        return await f(*args, **kwargs)
+    start = time.perf_counter()
+    try:
+        return await f(*args, **kwargs)
+    finally:
+        from .failopen import protect
+
+        protect("cache_generate receiver", signals.cache_generate.send, front.app_cache().app, key=key,
+                duration=time.perf_counter() - start, purpose="cache", local=False, operation="generate")
 
 
 def delete_memoized(front: Front, f: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
@@ -829,7 +857,7 @@ def cached(front: Front, timeout: Any = None, key_prefix: str | Callable[[], str
                 key, view, value = state
                 if value is not MISS:
                     return hit(view, value)
-                return after(key, view, await f(*args, **kwargs))
+                return after(key, view, await _generate_async(front, key, f, *args, **kwargs))
 
             wrapper: Any = async_view
         else:
@@ -841,7 +869,7 @@ def cached(front: Front, timeout: Any = None, key_prefix: str | Callable[[], str
                 key, view, value = state
                 if value is not MISS:
                     return hit(view, value)
-                return after(key, view, f(*args, **kwargs))
+                return after(key, view, front.app_cache().generate(key, f, *args, **kwargs))
 
             wrapper = sync_view
 

@@ -37,6 +37,7 @@ from .config import ConfigError, load_settings
 from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
 from .jinja import ENV_ATTR, FragmentCacheExtension
+from .locks import Lock
 from .masking import mask_url
 from .retrying import Retrier, make_retry
 from .session_access import TrackingSessionInterface
@@ -261,23 +262,28 @@ class RedisCache:
         return self.app_cache().namespace
 
     # -- cache API (see flask_rediscache.cache.Cache) ------------------
-    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False) -> Any:
-        """The value stored at ``key``, or ``default`` (see :meth:`.Cache.get`)."""
-        return self.app_cache().get(key, default, signed=signed, stale=stale)
+    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False,
+            version: Any = None) -> Any:
+        """The value stored at ``key``, or ``default``; with ``version``, only an
+        entry written with that version (see :meth:`.Cache.get`)."""
+        if version is None:
+            return self.app_cache().get(key, default, signed=signed, stale=stale)
+        return self.app_cache().get(key, default, signed=signed, stale=stale, version=version)
 
     def set(self, key: str, value: Any, timeout: Any = None, *, signed: bool = False,
-            race_condition_ttl: float = 0) -> bool:
-        """Store ``value``; ``timeout`` in seconds or a timedelta, None = default, 0 = forever
-        (see :meth:`.Cache.set`)."""
-        return self.app_cache().set(key, value, timeout, signed=signed, race_condition_ttl=race_condition_ttl)
+            race_condition_ttl: float = 0, version: Any = None) -> bool:
+        """Store ``value``; ``timeout`` in seconds or a timedelta, None = default, 0 = forever;
+        ``version`` is stored in the entry (see :meth:`.Cache.set`)."""
+        return self.app_cache().set(key, value, timeout, signed=signed, race_condition_ttl=race_condition_ttl,
+                                    version=version)
 
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; True if it existed."""
-        return self.app_cache().delete(key)
+    def delete(self, key: str, *, version: Any = None) -> bool:
+        """Delete ``key``; True if it existed. With ``version``, only an entry of that version."""
+        return self.app_cache().delete(key, version=version)
 
-    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
+    def add(self, key: str, value: Any, timeout: Any = None, *, version: Any = None) -> bool:
         """Store ``value`` only if ``key`` is absent (atomic ``SET NX``); True if stored."""
-        return self.app_cache().add(key, value, timeout)
+        return self.app_cache().add(key, value, timeout, version=version)
 
     def delete_many(self, *keys: str) -> int:
         """Delete several keys in one round trip; returns how many existed
@@ -288,21 +294,31 @@ class RedisCache:
         """Delete several keys with ``UNLINK`` (Flask-Caching's name); returns how many existed."""
         return self.app_cache().unlink(*keys)
 
-    def has(self, key: str) -> bool:
-        """Whether ``key`` exists."""
-        return self.app_cache().has(key)
+    def has(self, key: str, *, version: Any = None) -> bool:
+        """Whether ``key`` holds a live entry (false inside the ``race_condition_ttl``
+        stale window, as Rails' ``exist?``; see :meth:`.Cache.has`)."""
+        return self.app_cache().has(key, version=version)
 
-    def get_many(self, *keys: str) -> list[Any]:
+    def get_many(self, *keys: str, version: Any = None) -> list[Any]:
         """The values of ``keys`` in order (``None`` for misses), in one round trip."""
-        return self.app_cache().get_many(*keys)
+        return self.app_cache().get_many(*keys, version=version)
 
-    def get_dict(self, *keys: str) -> dict[str, Any]:
+    def get_dict(self, *keys: str, version: Any = None) -> dict[str, Any]:
         """``{key: value}`` for ``keys`` (``None`` for misses), in one round trip."""
-        return self.app_cache().get_dict(*keys)
+        return self.app_cache().get_dict(*keys, version=version)
 
-    def set_many(self, mapping: Mapping[str, Any], timeout: Any = None) -> list[str]:
+    def read_multi(self, *keys: str, version: Any = None) -> dict[str, Any]:
+        """Rails' ``read_multi``: ``{key: value}`` of the keys found (misses left out), one round trip."""
+        return self.app_cache().read_multi(*keys, version=version)
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: Any = None, *, version: Any = None) -> list[str]:
         """Store every item of ``mapping`` in one round trip; returns the keys stored."""
-        return self.app_cache().set_many(mapping, timeout)
+        return self.app_cache().set_many(mapping, timeout, version=version)
+
+    def write_multi(self, mapping: Mapping[str, Any], timeout: Any = None, *,
+                    version: Any = None) -> list[str]:
+        """Rails' ``write_multi`` (:meth:`set_many`): one round trip; returns the keys stored."""
+        return self.app_cache().write_multi(mapping, timeout, version=version)
 
     def inc(self, key: str, delta: int = 1, timeout: Any = None) -> int | None:
         """Atomically add ``delta``; ``timeout`` sets a TTL only when the key has none."""
@@ -313,13 +329,52 @@ class RedisCache:
         return self.app_cache().dec(key, delta, timeout)
 
     def ttl(self, key: str) -> int | None:
-        """Seconds until ``key`` expires; ``None`` if it has no expiry, ``0`` if it is missing."""
+        """Seconds until ``key`` expires; ``None`` if it has no expiry, ``0`` if it is missing
+        or inside its stale window (see :meth:`.Cache.ttl`)."""
         return self.app_cache().ttl(key)
 
+    def expire(self, key: str, timeout: Any) -> bool:
+        """Set ``key``'s TTL (one ``EXPIRE``; ``0`` removes it); True if the key exists."""
+        return self.app_cache().expire(key, timeout)
+
+    def expire_at(self, key: str, when: Any) -> bool:
+        """Expire ``key`` at an aware ``datetime`` or epoch seconds (one ``PEXPIREAT``)."""
+        return self.app_cache().expire_at(key, when)
+
+    def persist(self, key: str) -> bool:
+        """Remove ``key``'s expiry (``PERSIST``); True if a TTL was removed."""
+        return self.app_cache().persist(key)
+
+    def touch(self, key: str, timeout: Any = None) -> bool:
+        """Reset ``key``'s TTL to ``timeout`` (default ``REDIS_DEFAULT_TIMEOUT``): one
+        command, no value transferred; True if the key exists."""
+        return self.app_cache().touch(key, timeout)
+
     def fetch(self, key: str, func: Callable[[], T], timeout: Any = None,
-              race_condition_ttl: float | None = None, force: bool = False) -> T:
-        """The cached value of ``key``, or ``func()`` stored and returned, with stampede control."""
-        return self.app_cache().fetch(key, func, timeout, race_condition_ttl, force)
+              race_condition_ttl: float | None = None, force: bool = False, *,
+              skip_nil: bool = False, expires_at: Any = None, version: Any = None) -> T:
+        """The cached value of ``key``, or ``func()`` stored and returned, with stampede
+        control; ``skip_nil``, ``expires_at``, ``version`` as in :meth:`.Cache.fetch`."""
+        return self.app_cache().fetch(key, func, timeout, race_condition_ttl, force, skip_nil=skip_nil,
+                                      expires_at=expires_at, version=version)
+
+    def fetch_multi(self, keys: Any, compute: Callable[[list[str]], Mapping[str, Any]], *,
+                    timeout: Any = None, race_condition_ttl: float | None = None, skip_nil: bool = False,
+                    version: Any = None) -> dict[str, Any]:
+        """Rails' ``fetch_multi``: one read round trip, ``compute(missing)`` called once,
+        the misses stored in one round trip; ``{key: value}`` in the order of ``keys``
+        (see :meth:`.Cache.fetch_multi`)."""
+        return self.app_cache().fetch_multi(keys, compute, timeout=timeout,
+                                            race_condition_ttl=race_condition_ttl, skip_nil=skip_nil,
+                                            version=version)
+
+    def lock(self, name: str, timeout: float | None = 10, blocking_timeout: float | None = 5, *,
+             blocking: bool = True, sleep: float = 0.1, thread_local: bool = True) -> Lock:
+        """A distributed lock (redis-py's ``Lock``, namespaced): ``with cache.lock("job"): ...``.
+        Never fails open: raises :class:`~flask_rediscache.errors.LockError` when Redis is
+        unreachable or the lock is not free within ``blocking_timeout`` (see :meth:`.Cache.lock`)."""
+        return self.app_cache().lock(name, timeout, blocking_timeout, blocking=blocking, sleep=sleep,
+                                     thread_local=thread_local)
 
     def delete_matched(self, pattern: str) -> int:
         """Delete the namespace's keys matching the glob ``pattern`` (SCAN + UNLINK); returns the count."""
@@ -336,7 +391,7 @@ class RedisCache:
                 args_to_ignore: list[str] | tuple[str, ...] | None = None,
                 cache_none: bool = True, name: str | None = None, *,
                 is_stale: Callable[..., Any] | None = None, hash_method: Callable[..., Any] | None = None,
-                source_check: bool | None = None) -> Callable[[F], F]:
+                source_check: bool | None = None, version: Any = None) -> Callable[[F], F]:
         """Cache a function's results per arguments; a hit is one Redis round trip.
 
         The key is the function's ``module.qualname`` plus its arguments bound
@@ -378,6 +433,10 @@ class RedisCache:
             source (default ``hashlib.sha256``).
         :param source_check: key on the function's source too, so changed code
             misses; ``None`` = ``CACHE_SOURCE_CHECK`` of the app.
+        :param version: a ``str``/``int`` (or a callable returning one, called per
+            call) stored inside each entry, Rails' recyclable keys: an entry of
+            another version is a miss and is replaced in place, so bumping it
+            invalidates every entry of ``f`` without growing the key count.
 
         The options after ``name`` are keyword-only (Flask-Caching orders its
         arguments differently: pass everything but ``timeout`` by name).
@@ -387,7 +446,8 @@ class RedisCache:
                                   race_condition_ttl=race_condition_ttl, make_name=make_name,
                                   forced_update=forced_update, response_filter=response_filter,
                                   args_to_ignore=args_to_ignore, cache_none=cache_none, name=name,
-                                  is_stale=is_stale, hash_method=hash_method, source_check=source_check)
+                                  is_stale=is_stale, hash_method=hash_method, source_check=source_check,
+                                  version=version)
 
     def cached(self, timeout: Any = None, key_prefix: str | Callable[[], str] = "view/%s",
                unless: Callable[..., Any] | None = None, forced_update: Callable[..., Any] | None = None,

@@ -43,5 +43,52 @@ cache_memoize_hit = _signals.signal("rediscache.cache-memoize-hit")
 #: ``forced_update``/``is_stale`` said so); kwargs as :data:`cache_memoize_hit`.
 cache_memoize_miss = _signals.signal("rediscache.cache-memoize-miss")
 
-__all__ = ["breaker_state", "cache_error", "cache_hit", "cache_memoize_hit", "cache_memoize_miss",
-           "cache_miss", "cache_view_hit", "cache_view_miss", "session_error"]
+
+# Timed instrumentation, after Rails' ``cache_*.active_support`` events. Sent
+# (with the app as sender) only when someone listens: nothing is timed
+# otherwise. Every one carries ``key`` (as the caller named it, without the
+# namespace: the same form for memoize, ``cached`` and the plain API; a list
+# of keys for the ``_multi`` events, the glob for ``cache_delete_matched``),
+# ``duration`` (seconds, ``time.perf_counter``), ``purpose`` (``"cache"``),
+# ``local`` (``True`` when served without Redis; always ``False`` for now),
+# ``operation`` (the API method, e.g. ``"get"``, ``"fetch"``) and, when Redis
+# failed and the call failed open, ``error`` (the exception). Most also carry
+# ``size``: bytes read or written.
+
+#: A read of one key: ``get``, ``fetch``'s read, a memoize or ``cached`` lookup.
+#: Extra kwargs: ``hit`` (a fresh entry was found), ``size``.
+cache_read = _signals.signal("rediscache.cache-read")
+#: A read of several keys in one round trip (``get_many``, ``get_dict``,
+#: ``read_multi``, ``fetch_multi``). Extra: ``hits``, ``misses`` (lists of keys), ``size``.
+cache_read_multi = _signals.signal("rediscache.cache-read-multi")
+#: The computation of a missed value (``fetch``'s function, a memoized
+#: function, a ``cached`` view, ``fetch_multi``'s ``compute``). ``key`` is the
+#: key (a list for ``fetch_multi``); ``duration`` the user code's time.
+cache_generate = _signals.signal("rediscache.cache-generate")
+#: A write of one key (``set``, ``add``, what fetch/memoize/cached store). Extra: ``size``.
+cache_write = _signals.signal("rediscache.cache-write")
+#: A write of several keys in one round trip (``set_many``, ``write_multi``,
+#: ``fetch_multi``'s store). Extra: ``size``.
+cache_write_multi = _signals.signal("rediscache.cache-write-multi")
+#: ``delete`` of one key.
+cache_delete = _signals.signal("rediscache.cache-delete")
+#: ``delete_many``/``unlink`` of several keys.
+cache_delete_multi = _signals.signal("rediscache.cache-delete-multi")
+#: ``delete_matched``/``clear``; ``key`` is the glob.
+cache_delete_matched = _signals.signal("rediscache.cache-delete-matched")
+#: ``inc``. Extra: ``amount``.
+cache_increment = _signals.signal("rediscache.cache-increment")
+#: ``dec``. Extra: ``amount``.
+cache_decrement = _signals.signal("rediscache.cache-decrement")
+#: ``has``. Extra: ``exist`` (the answer).
+cache_exist = _signals.signal("rediscache.cache-exist")
+
+#: Every instrumentation signal, for receivers that want them all (the debug toolbar panel).
+INSTRUMENTATION = (cache_read, cache_read_multi, cache_generate, cache_write, cache_write_multi,
+                   cache_delete, cache_delete_multi, cache_delete_matched, cache_increment,
+                   cache_decrement, cache_exist)
+
+__all__ = ["breaker_state", "cache_decrement", "cache_delete", "cache_delete_matched", "cache_delete_multi",
+           "cache_error", "cache_exist", "cache_generate", "cache_hit", "cache_increment",
+           "cache_memoize_hit", "cache_memoize_miss", "cache_miss", "cache_read", "cache_read_multi",
+           "cache_view_hit", "cache_view_miss", "cache_write", "cache_write_multi", "session_error"]

@@ -55,15 +55,16 @@ class Stale(NamedTuple):
 class Front(Protocol):
     """The public read/write surface the plan goes through."""
 
-    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False) -> Any: ...
+    def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False,
+            version: Any = None) -> Any: ...
 
     def set(self, key: str, value: Any, timeout: Any = None, *, signed: bool = False,
-            race_condition_ttl: float = 0) -> bool: ...
+            race_condition_ttl: float = 0, version: Any = None) -> bool: ...
 
 
 def stampede_plan(cache: Cache, key: str, ttl: int, race_ttl: float, found: Any, *,
                   force: bool = False, front: Front | None = None,
-                  should_store: Callable[[Any], bool] | None = None) -> Plan:
+                  should_store: Callable[[Any], bool] | None = None, version: Any = None) -> Plan:
     """The miss path of fetch/memoize for ``key``.
 
     ``found`` is what the caller's stale-aware read returned: ``MISS`` for a
@@ -74,7 +75,7 @@ def stampede_plan(cache: Cache, key: str, ttl: int, race_ttl: float, found: Any,
     if force or not race_ttl:
         cache.record(key, False)
         value = yield None
-        _store(cache, reader, key, value, ttl, race_ttl, should_store)
+        _store(cache, reader, key, value, ttl, race_ttl, should_store, version)
         return value
     stale = MISS if found is MISS else found.value
     token = os.urandom(12).hex().encode()
@@ -92,7 +93,7 @@ def stampede_plan(cache: Cache, key: str, ttl: int, race_ttl: float, found: Any,
         delay = _FIRST_POLL
         while time.monotonic() < deadline:
             yield delay
-            value = reader.get(key, MISS, signed=True, stale=True)
+            value = reader.get(key, MISS, signed=True, stale=True, version=version)
             if value is not MISS and not isinstance(value, Stale):
                 return value  # the hit was recorded by get
             locked = cache.try_lock(key, token, lock_seconds)
@@ -102,7 +103,7 @@ def stampede_plan(cache: Cache, key: str, ttl: int, race_ttl: float, found: Any,
     cache.record(key, False)
     try:
         value = yield None
-        _store(cache, reader, key, value, ttl, race_ttl, should_store)
+        _store(cache, reader, key, value, ttl, race_ttl, should_store, version)
     finally:
         if locked is True:
             cache.unlock(key, token)
@@ -110,13 +111,112 @@ def stampede_plan(cache: Cache, key: str, ttl: int, race_ttl: float, found: Any,
 
 
 def _store(cache: Cache, front: Front, key: str, value: Any, ttl: int, race_ttl: float,
-           should_store: Callable[[Any], bool] | None) -> None:
+           should_store: Callable[[Any], bool] | None, version: Any = None) -> None:
     if should_store is not None and not should_store(value):
         return
     try:
-        front.set(key, value, ttl, signed=True, race_condition_ttl=race_ttl)
+        if version is None:
+            front.set(key, value, ttl, signed=True, race_condition_ttl=race_ttl)
+        else:
+            front.set(key, value, ttl, signed=True, race_condition_ttl=race_ttl, version=version)
     except UnpicklableError as exc:
         cache.unpicklable(value, exc)
+
+
+#: One step of :func:`multi_plan`: a list of keys asks the driver for
+#: ``compute(keys)`` (a mapping, sent back in); a float asks it to sleep.
+MultiPlan = Generator[list[str] | float, Any, dict[str, Any]]
+
+
+def multi_plan(cache: Cache, found: dict[str, Any], ttl: int, race_ttl: float, *,
+               version: Any = None, skip_nil: bool = False) -> MultiPlan:
+    """The miss path of ``fetch_multi`` for the keys of ``found`` (each
+    ``MISS`` or a :class:`Stale` entry); returns ``{key: value}`` for them.
+
+    Without ``race_ttl``: one compute, one write round trip. With it, as
+    :func:`stampede_plan` per key but batched: one pipeline of lock attempts;
+    stale entries whose lock another caller holds are served stale; cold keys
+    another caller is computing are polled for (one MGET per poll) until they
+    arrive, their lock lapses (then taken over) or the wait ends; whatever is
+    left is computed in the one ``compute`` call; the locks taken are released.
+    """
+    missing = list(found)
+    if not race_ttl:
+        for key in missing:
+            cache.record(key, False)
+        values = yield missing
+        cache.store_many({k: values[k] for k in missing}, ttl, 0, version, skip_nil)
+        return {k: values[k] for k in missing}
+    token = os.urandom(12).hex().encode()
+    lock_seconds = min(race_ttl, MAX_LOCK_SECONDS)
+    locked = cache.try_locks(missing, token, lock_seconds)
+    result: dict[str, Any] = {}
+    mine: list[str] = []
+    held: list[str] = []
+    waiting: list[str] = []
+    for key, got in zip(missing, locked if locked is not None else [None] * len(missing), strict=True):
+        entry = found[key]
+        if got is not True and isinstance(entry, Stale):
+            cache.record(key, True)  # someone else recomputes (or Redis refused): stale now
+            result[key] = entry.value
+        elif got is False:
+            waiting.append(key)
+        else:
+            mine.append(key)
+            if got is True:
+                held.append(key)
+    try:
+        if waiting:
+            deadline = time.monotonic() + lock_seconds * MAX_WAIT_FACTOR
+            delay = _FIRST_POLL
+            while waiting and time.monotonic() < deadline:
+                yield delay
+                arrived = cache.read_fresh(waiting, version)
+                result.update(arrived)
+                waiting = [k for k in waiting if k not in arrived]
+                if not waiting:
+                    break
+                got_now = cache.try_locks(waiting, token, lock_seconds)
+                if got_now is None:  # Redis failed: compute them without locks
+                    mine += waiting
+                    waiting = []
+                    break
+                taken = [k for k, ok in zip(waiting, got_now, strict=True) if ok]
+                mine += taken
+                held += taken
+                waiting = [k for k, ok in zip(waiting, got_now, strict=True) if not ok]
+                delay = min(delay * 1.5, _MAX_POLL)
+            mine += waiting  # waited long enough: compute them too
+        if mine:
+            for key in mine:
+                cache.record(key, False)
+            values = yield mine
+            computed = {k: values[k] for k in mine}
+            cache.store_many(computed, ttl, race_ttl, version, skip_nil)
+            result.update(computed)
+    finally:
+        if held:
+            cache.unlock_many(held, token)
+    return result
+
+
+def run_multi_plan(plan: MultiPlan, compute: Callable[[list[str]], Any]) -> dict[str, Any]:
+    """Drive a :func:`multi_plan`, calling ``compute(keys)`` (at most once)."""
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, list):
+                try:
+                    values = compute(step)
+                except BaseException as exc:
+                    plan.throw(exc)
+                    raise  # pragma: no cover
+                step = plan.send(values)
+            else:
+                time.sleep(step)
+                step = plan.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 def run_plan(plan: Plan, compute: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -5,8 +5,8 @@ level up, by :class:`~flask_rediscache.failopen.Boundary`. Only redis-py's
 public client API is used (client methods, non-transactional pipelines and
 ``scan_iter``).
 
-Retries: commands that are safe to repeat (GET, SET without NX, MGET,
-UNLINK, EXISTS, TTL, EXPIRE, SCAN) go through the purpose's
+Retries: commands that are safe to repeat (GET, GETRANGE, SET without NX, MGET,
+UNLINK, EXISTS, TTL, PTTL, EXPIRE, PEXPIREAT, PERSIST, SCAN) go through the purpose's
 :class:`~flask_rediscache.retrying.Retrier` (``REDIS_RECONNECT_*``); each
 retry checks a connection out of the pool again, which is what moves a
 Sentinel client to a newly elected master. Commands that are not safe to
@@ -28,7 +28,9 @@ from typing import Any, Final, NamedTuple
 
 from redis.exceptions import ResponseError
 
-from .codec import MISS, Codec
+from .codec import MISS, PEEK_BYTES, Codec
+from .errors import LockError
+from .locks import Lock
 from .retrying import Retrier
 
 #: Keys fetched per SCAN call and deleted per UNLINK.
@@ -49,8 +51,13 @@ MISSING: Final = Entry(MISS, False)
 class Store:
     """Cache-purpose commands for one app: raw Redis keys in, Python values out."""
 
-    def __init__(self, client: Any, retrier: Retrier, codec: Codec, *, is_cluster: bool = False) -> None:
+    def __init__(self, client: Any, retrier: Retrier, codec: Codec, *, is_cluster: bool = False,
+                 replica: Any = None) -> None:
         self.client = client
+        #: The client cache *reads* go to with ``REDIS_READ_FROM_REPLICAS``
+        #: (GET, MGET, GETRANGE, PTTL of the cache API); ``None``: the primary.
+        #: Writes, counters, stampede and named locks always use :attr:`client`.
+        self.replica = replica
         self._idempotent = retrier
         self.codec = codec
         self.is_cluster = is_cluster
@@ -66,26 +73,51 @@ class Store:
             return MISSING
         return Entry(value, expires_at is not None and expires_at <= time.time())
 
-    def read(self, rkey: bytes, counters: bool = False) -> Entry:
+    def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
         """``GET`` one entry (the hot path of a memoize hit: :meth:`entry`, inlined)."""
-        get = self.client.get
+        get = (self.replica or self.client).get
         raw = self._idempotent(lambda: get(rkey))
         if raw is None:
             return MISSING
-        value, expires_at = self.codec.decode(rkey, raw, counters)
+        value, expires_at = self.codec.decode(rkey, raw, counters, version)
         if value is MISS:
             return MISSING
         if expires_at is None:
             return Entry(value, False)
         return Entry(value, expires_at <= time.time())
 
-    def read_many(self, rkeys: Sequence[bytes], counters: bool = False) -> list[Entry]:
-        """One ``MGET`` (one per slot on a cluster), in the order of ``rkeys``."""
-        client = self.client
+    def read_sized(self, rkey: bytes, counters: bool = False,
+                   version: bytes | None = None) -> tuple[Entry, int]:
+        """:meth:`read`, plus the bytes transferred (for instrumentation)."""
+        get = (self.replica or self.client).get
+        raw = self._idempotent(lambda: get(rkey))
+        if raw is None:
+            return MISSING, 0
+        value, expires_at = self.codec.decode(rkey, raw, counters, version)
+        if value is MISS:
+            return MISSING, len(raw)
+        return Entry(value, expires_at is not None and expires_at <= time.time()), len(raw)
+
+    def _mget(self, rkeys: Sequence[bytes]) -> list[bytes | None]:
+        client = self.replica or self.client
         if self.is_cluster:
-            raws = self._idempotent(lambda: client.mget_nonatomic(rkeys))
-        else:
-            raws = self._idempotent(lambda: client.mget(rkeys))
+            return self._idempotent(lambda: client.mget_nonatomic(rkeys))
+        return self._idempotent(lambda: client.mget(rkeys))
+
+    def read_many(self, rkeys: Sequence[bytes], counters: bool = False,
+                  version: bytes | None = None) -> list[Entry]:
+        """One ``MGET`` (one per slot on a cluster), in the order of ``rkeys``."""
+        return self._decode_many(rkeys, self._mget(rkeys), counters, version)
+
+    def read_many_sized(self, rkeys: Sequence[bytes], counters: bool = False,
+                        version: bytes | None = None) -> tuple[list[Entry], int]:
+        """:meth:`read_many`, plus the bytes transferred (for instrumentation)."""
+        raws = self._mget(rkeys)
+        return (self._decode_many(rkeys, raws, counters, version),
+                sum(len(raw) for raw in raws if raw is not None))
+
+    def _decode_many(self, rkeys: Sequence[bytes], raws: Sequence[bytes | None], counters: bool,
+                     version: bytes | None) -> list[Entry]:
         # The hot loop of get_many: one decode call per entry, one clock read per batch.
         decode = self.codec.decode
         now = time.time()
@@ -95,7 +127,7 @@ class Store:
             if raw is None:
                 append(MISSING)
                 continue
-            value, expires_at = decode(rkey, raw, counters)
+            value, expires_at = decode(rkey, raw, counters, version)
             if value is MISS:
                 append(MISSING)
             else:
@@ -103,20 +135,58 @@ class Store:
         return out
 
     def exists(self, rkey: bytes) -> bool:
-        client = self.client
+        client = self.replica or self.client
         return bool(self._idempotent(lambda: client.exists(rkey)))
+
+    def peek(self, rkey: bytes) -> bytes:
+        """``GETRANGE`` of the entry's header (at most :data:`~flask_rediscache.codec.PEEK_BYTES`):
+        ``b""`` when the key is missing; the value itself is not transferred."""
+        client = self.replica or self.client
+        return bytes(self._idempotent(lambda: client.getrange(rkey, 0, PEEK_BYTES - 1)))
 
     def ttl(self, rkey: bytes) -> int:
         """Redis' ``TTL``: seconds, -1 without expiry, -2 missing."""
         client = self.client
         return int(self._idempotent(lambda: client.ttl(rkey)))
 
+    def pttl_peek(self, rkey: bytes) -> tuple[int, bytes]:
+        """``PTTL`` and :meth:`peek` in one round trip (a non-transactional pipeline)."""
+        client = self.replica or self.client
+
+        def run() -> tuple[int, bytes]:
+            pipe = client.pipeline(transaction=False)
+            pipe.pttl(rkey)
+            pipe.getrange(rkey, 0, PEEK_BYTES - 1)
+            pttl, head = pipe.execute()
+            return int(pttl), bytes(head)
+
+        return self._idempotent(run)
+
+    # -- expiry -------------------------------------------------------------
+    def expire(self, rkey: bytes, seconds: int) -> bool:
+        """``EXPIRE``: True if the key exists. ``seconds=0`` sends ``PERSIST``
+        instead (no expiry), which is True only if a TTL was removed."""
+        client = self.client
+        if not seconds:
+            return bool(self._idempotent(lambda: client.persist(rkey)))
+        return bool(self._idempotent(lambda: client.expire(rkey, seconds)))
+
+    def expire_at_ms(self, rkey: bytes, when_ms: int) -> bool:
+        """``PEXPIREAT``; True if the key exists."""
+        client = self.client
+        return bool(self._idempotent(lambda: client.pexpireat(rkey, when_ms)))
+
+    def persist(self, rkey: bytes) -> bool:
+        """``PERSIST``: True if a TTL was removed."""
+        client = self.client
+        return bool(self._idempotent(lambda: client.persist(rkey)))
+
     # -- writes --------------------------------------------------------------
     def encode(self, rkey: bytes, value: Any, *, signed: bool = False,
-               expires_at: float | None = None) -> bytes:
+               expires_at: float | None = None, version: bytes | None = None) -> bytes:
         """The stored bytes of ``value`` (raises what pickle raises)."""
         # Decorators and fetch read signed entries only: never the plain counter form there.
-        return self.codec.encode(rkey, value, expires_at, counter=not signed)
+        return self.codec.encode(rkey, value, expires_at, counter=not signed, version=version)
 
     def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
         """``SET key data EX ttl`` (no expiry when ``ttl`` is 0); safe to repeat."""
@@ -129,10 +199,10 @@ class Store:
         "someone else stored it")."""
         return bool(self.client.set(rkey, data, ex=ttl or None, nx=True))
 
-    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int) -> list[bool]:
-        """Every ``SET`` in one non-transactional pipeline."""
+    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int, extra_ttl: float = 0) -> list[bool]:
+        """Every ``SET`` in one non-transactional pipeline (one per node on a cluster)."""
         client = self.client
-        ex = ttl or None
+        ex = ttl + math.ceil(extra_ttl) if ttl else None
 
         def run() -> list[Any]:
             pipe = client.pipeline(transaction=False)
@@ -184,6 +254,20 @@ class Store:
             client.expire(rkey, ttl)  # idempotent, but the INCRBY must not be repeated with it
         return int(value)
 
+    def delete_version(self, rkey: bytes, version: bytes) -> bool:
+        """Delete ``rkey`` only if it holds an entry of ``version``: ``GET``,
+        check, ``UNLINK``. Not atomic (no script, so a ``+@read +@write`` user
+        can do it): a write of another version landing between the two
+        commands is deleted too, which for a cache is one extra miss."""
+        client = self.client
+        raw = self._idempotent(lambda: client.get(rkey))
+        if raw is None:
+            return False
+        value, _ = self.codec.decode(rkey, raw, False, version)
+        if value is MISS:
+            return False
+        return bool(self._idempotent(lambda: client.unlink(rkey)))
+
     # -- stampede locks ----------------------------------------------------------
     def acquire(self, lock: bytes, token: bytes, ms: int) -> bool:
         """``SET lock token NX PX ms``: sent once (see the module docstring)."""
@@ -196,6 +280,36 @@ class Store:
         client = self.client
         if self._idempotent(lambda: client.get(lock)) == token:
             self._idempotent(lambda: client.unlink(lock))
+
+    def acquire_many(self, locks: Sequence[bytes], token: bytes, ms: int) -> list[bool]:
+        """``SET lock token NX PX ms`` for every lock in one pipeline, sent once."""
+        pipe = self.client.pipeline(transaction=False)
+        for lock in locks:
+            pipe.set(lock, token, nx=True, px=ms)
+        return [bool(ok) for ok in pipe.execute()]
+
+    def release_many(self, locks: Sequence[bytes], token: bytes) -> None:
+        """Delete the locks that still hold ``token``: one pipeline of ``GET``,
+        then one of ``UNLINK`` (the race window of :meth:`release`)."""
+        client = self.client
+
+        def held() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for lock in locks:
+                pipe.get(lock)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        ours = [lock for lock, value in zip(locks, self._idempotent(held), strict=True) if value == token]
+        if ours:
+            self.unlink(ours)
+
+    # -- named locks (cache.lock) ---------------------------------------------------
+    def lock(self, name: bytes, timeout: float | None, sleep: float, blocking: bool,
+             blocking_timeout: float | None, thread_local: bool) -> Lock:
+        """A redis-py ``Lock`` on the primary; it raises, never fails open."""
+        lock_name: Any = name  # redis-py types it str; any key type works
+        return Lock(self.client, lock_name, timeout=timeout, sleep=sleep, blocking=blocking,
+                    blocking_timeout=blocking_timeout, thread_local=thread_local)
 
     # -- the namespace -----------------------------------------------------------
     def scan(self, match: bytes, count: int = SCAN_BATCH) -> Iterator[bytes]:
@@ -239,17 +353,50 @@ class NullStore(Store):
     def __init__(self, retrier: Retrier, codec: Codec) -> None:
         super().__init__(None, retrier, codec)
 
-    def read(self, rkey: bytes, counters: bool = False) -> Entry:
+    def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
         return MISSING
 
-    def read_many(self, rkeys: Sequence[bytes], counters: bool = False) -> list[Entry]:
+    def read_many(self, rkeys: Sequence[bytes], counters: bool = False,
+                  version: bytes | None = None) -> list[Entry]:
         return [MISSING] * len(rkeys)
+
+    def read_sized(self, rkey: bytes, counters: bool = False,
+                   version: bytes | None = None) -> tuple[Entry, int]:
+        return MISSING, 0
+
+    def read_many_sized(self, rkeys: Sequence[bytes], counters: bool = False,
+                        version: bytes | None = None) -> tuple[list[Entry], int]:
+        return [MISSING] * len(rkeys), 0
 
     def exists(self, rkey: bytes) -> bool:
         return False
 
+    def peek(self, rkey: bytes) -> bytes:
+        return b""
+
     def ttl(self, rkey: bytes) -> int:
         return -2
+
+    def pttl_peek(self, rkey: bytes) -> tuple[int, bytes]:
+        return -2, b""
+
+    def expire(self, rkey: bytes, seconds: int) -> bool:
+        return False
+
+    def expire_at_ms(self, rkey: bytes, when_ms: int) -> bool:
+        return False
+
+    def persist(self, rkey: bytes) -> bool:
+        return False
+
+    def delete_version(self, rkey: bytes, version: bytes) -> bool:
+        return False
+
+    def acquire_many(self, locks: Sequence[bytes], token: bytes, ms: int) -> list[bool]:
+        return [True] * len(locks)
+
+    def release_many(self, locks: Sequence[bytes], token: bytes) -> None:
+        return None
 
     def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
         return True
@@ -257,7 +404,7 @@ class NullStore(Store):
     def add(self, rkey: bytes, data: bytes, ttl: int) -> bool:
         return True
 
-    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int) -> list[bool]:
+    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int, extra_ttl: float = 0) -> list[bool]:
         return [True] * len(items)
 
     def unlink(self, rkeys: Sequence[bytes]) -> int:
@@ -274,3 +421,8 @@ class NullStore(Store):
 
     def scan(self, match: bytes, count: int = 0) -> Iterator[bytes]:
         return iter(())
+
+    def lock(self, name: bytes, timeout: float | None, sleep: float, blocking: bool,
+             blocking_timeout: float | None, thread_local: bool) -> Lock:
+        raise LockError("the cache is disabled (REDIS_CACHE_ENABLED = False): there is no Redis "
+                        "to hold a lock, and a lock cannot fail open")
