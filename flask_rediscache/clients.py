@@ -219,7 +219,7 @@ class BlockingSentinelConnectionPool(SentinelConnectionPool, BoundedPool):
     """
 
 
-def _sentinel(url: str, settings: Settings) -> Any:
+def _sentinel(url: str, settings: Settings, replica: bool = False) -> Any:
     """A client for the Sentinel-managed master.
 
     Failover is redis-py's: a connection that gets ``READONLY`` (its server
@@ -245,7 +245,8 @@ def _sentinel(url: str, settings: Settings) -> Any:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None, db=db, **kwargs,
     )
-    return sentinel.master_for(  # type: ignore[no-untyped-call]
+    role = sentinel.slave_for if replica else sentinel.master_for  # slave_for falls back to the master
+    return role(  # type: ignore[no-untyped-call]
         settings.sentinel_master or "", connection_pool_class=BlockingSentinelConnectionPool,
         max_connections=settings.pool_size, timeout=settings.pool_timeout, **pool_kwargs,
     )
@@ -261,7 +262,7 @@ def _seed_url(seed: str, credentials: str) -> str:
     return parts._replace(netloc=f"{userinfo}@{parts.netloc}", path="").geturl()
 
 
-def _cluster(url: str, settings: Settings) -> Any:
+def _cluster(url: str, settings: Settings, replicas: bool = False) -> Any:
     """A ``RedisCluster`` over the seeds, with bounded blocking pools per node.
 
     The first seed is passed as ``url`` because only then does redis-py build
@@ -281,13 +282,25 @@ def _cluster(url: str, settings: Settings) -> Any:
         kwargs.update(_ssl_kwargs(settings))
     if _REDIS_PY < (6, 0):  # before 6.0 the cluster's retry count was this argument
         kwargs["cluster_error_retry_attempts"] = 0
-    return RedisCluster(
+    if replicas:  # REDIS_READ_FROM_REPLICAS: reads round-robin over each shard's replicas
+        try:
+            from redis.cluster import LoadBalancingStrategy
+        except ImportError:  # redis-py < 5.3
+            kwargs["read_from_replicas"] = True
+        else:
+            kwargs["load_balancing_strategy"] = LoadBalancingStrategy.ROUND_ROBIN_REPLICAS
+    client = RedisCluster(
         url=_seed_url(settings.cluster[0], url),
         startup_nodes=[ClusterNode(s.hostname or "localhost", s.port or 6379)  # type: ignore[no-untyped-call]
                        for s in seeds[1:]],
         connection_pool_class=ClusterNodePool,
         max_connections=settings.pool_size, timeout=settings.pool_timeout, **kwargs,
     )
+    if replicas:
+        # mget_nonatomic (get_many's per-slot MGETs) reads only this public flag (the
+        # constructor argument is deprecated); it spreads them over primary and replicas.
+        client.read_from_replicas = True
+    return client
 
 
 #: Attributes a ``RedisCluster`` never has, which :class:`LazyCluster` must not connect for.
@@ -369,13 +382,13 @@ class LazyCluster:
         return f"<LazyCluster client={self._client!r}>"
 
 
-def _cluster_or_lazy(url: str, settings: Settings, name: str) -> Any:
+def _cluster_or_lazy(url: str, settings: Settings, name: str, replicas: bool = False) -> Any:
     try:
-        return _cluster(url, settings)
+        return _cluster(url, settings, replicas)
     except CLUSTER_START_ERRORS as exc:
         logger.warning("flask-rediscache: %s is unreachable at start (%s); the cache fails open "
                        "and connects on first use", name, exc)
-        return LazyCluster(lambda: _cluster(url, settings),
+        return LazyCluster(lambda: _cluster(url, settings, replicas),
                            max(settings.breaker_cooldown, settings.reconnect_delay_max), exc)
 
 
@@ -408,6 +421,21 @@ def build_target(url: str, settings: Settings) -> Target:
         fakeredis = _import_fakeredis()
         return Target(fakeredis.FakeRedis(server=memory_server(url)), url, "memory", retry)
     return Target(_standalone(url, settings), mask_url(url), "standalone", retry)
+
+
+def build_replica_reader(url: str, settings: Settings) -> Any:
+    """With ``REDIS_READ_FROM_REPLICAS``: a second client for the cache purpose's
+    *reads* (a Sentinel ``slave_for`` client, or a ``RedisCluster`` that reads
+    from replicas); ``None`` otherwise. Sessions, locks, counters and every
+    write keep the primary client."""
+    if not settings.read_from_replicas or not settings.cache_enabled:
+        return None
+    if settings.cluster:
+        name = "cluster replicas " + ",".join(map(mask_url, settings.cluster))
+        return _cluster_or_lazy(url, settings, name, replicas=True)
+    if settings.sentinels:
+        return _sentinel(url, settings, replica=True)
+    return None
 
 
 def build_targets(settings: Settings) -> dict[str, Target]:

@@ -85,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SENTINEL_MASTER": None,
     "REDIS_SENTINEL_PASSWORD": None,
     "REDIS_CLUSTER": None,
+    "REDIS_READ_FROM_REPLICAS": False,
     "REDIS_SSL_CA_CERTS": None,
     "REDIS_SSL_CERTFILE": None,
     "REDIS_SSL_KEYFILE": None,
@@ -284,6 +285,8 @@ class Settings:
     # -- with defaults: Flask-Caching's and Flask-Session's keys (see peer_keys) --
     #: ``REDIS_CACHE_ENABLED`` (or ``CACHE_TYPE="NullCache"``): False = a disabled cache.
     cache_enabled: bool = True
+    #: ``REDIS_READ_FROM_REPLICAS``: cache reads may go to replicas (Cluster, Sentinel).
+    read_from_replicas: bool = False
     #: ``REDIS_ENABLE_SIGNALS`` (or ``CACHE_ENABLE_SIGNALS``): Flask-Caching's signals.
     enable_signals: bool = False
     #: ``CACHE_SOURCE_CHECK``: the decorators' default ``source_check``.
@@ -463,6 +466,15 @@ class _Loader:
         value = self.get(key)
         if not isinstance(value, bool):
             raise self.fail(key, value, "True or False")
+        return value
+
+    def replica_reads(self, sentinels: Any, cluster: Any) -> bool:
+        """``REDIS_READ_FROM_REPLICAS``: only meaningful with Sentinel or Cluster."""
+        value = self.flag("REDIS_READ_FROM_REPLICAS")
+        if value and not sentinels and not cluster:
+            raise self.fail("REDIS_READ_FROM_REPLICAS", value,
+                            "False without REDIS_SENTINELS or REDIS_CLUSTER (a single server has no replicas "
+                            "to read from)")
         return value
 
     def text(self, key: str) -> str | None:
@@ -833,6 +845,7 @@ class _Loader:
             cable_max_stream_seconds=self.seconds("REDIS_CABLE_MAX_STREAM_SECONDS"),
             purposes=MappingProxyType(self.purposes(base, username, password)),
             cache_enabled=self.flag("REDIS_CACHE_ENABLED"),
+            read_from_replicas=self.replica_reads(sentinels, cluster),
             enable_signals=self.flag("REDIS_ENABLE_SIGNALS"),
             source_check=bool(self.peer_flag("CACHE_SOURCE_CHECK", False)),
             session_client=session_client,

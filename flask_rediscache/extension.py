@@ -31,7 +31,7 @@ from .breaker import CircuitBreaker
 from .cable import Cable, build_cable
 from .cache import Cache
 from .cli import redis_cli
-from .clients import Target, build_targets
+from .clients import Target, build_replica_reader, build_targets
 from .codec import Codec
 from .config import ConfigError, load_settings
 from .failopen import Boundary, LogLimiter, breaker_notifier
@@ -90,7 +90,8 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
     codec = Codec(settings.secret_key, settings.compress_threshold)
     if settings.cache_enabled:
         store = Store(cache_target.client, Retrier.from_settings(settings), codec,
-                      is_cluster=cache_target.is_cluster)
+                      is_cluster=cache_target.is_cluster,
+                      replica=build_replica_reader(settings.cache_url, settings))
     else:
         store = NullStore(Retrier.from_settings(settings), codec)
     cache = Cache(app, settings, store, boundaries["cache"])

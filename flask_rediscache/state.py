@@ -57,6 +57,13 @@ class AppState:
                 pool.disconnect()
             elif callable(getattr(target.client, "close", None)):  # RedisCluster
                 target.client.close()
+        replica = getattr(self.store, "replica", None)  # REDIS_READ_FROM_REPLICAS' reader
+        if replica is not None:
+            pool = getattr(replica, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect()
+            elif callable(getattr(replica, "close", None)):
+                replica.close()
 
 
 class StateOwner(Protocol):

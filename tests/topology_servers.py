@@ -187,26 +187,48 @@ def start_sentinel_setup(*, down_after_ms: int = 500, password: str | None = Non
 
 # -- Cluster -----------------------------------------------------------------
 class RedisClusterNodes:
-    """``n`` primaries joined by ``redis-cli --cluster create`` (no replicas)."""
+    """``n`` primaries joined by ``redis-cli --cluster create``, each with
+    ``replicas`` replicas (default none)."""
 
-    def __init__(self, n: int = 3, args: Sequence[str] = ()) -> None:
+    def __init__(self, n: int = 3, args: Sequence[str] = (), replicas: int = 0) -> None:
         cli = require_tool(REDIS_CLI, "redis-cli")
         self.nodes: list[RedisServer] = []
         try:
-            for _ in range(n):
+            for _ in range(n * (1 + replicas)):
                 # The config file is relative to the server's --dir, its own temp dir.
                 # An explicit bus port: the default (port + 10000) may be taken or > 65535.
                 self.nodes.append(RedisServer(["--cluster-enabled", "yes", "--cluster-config-file",
                                                "nodes.conf", "--cluster-node-timeout", "2000",
                                                "--cluster-port", str(free_port()), *args]))
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-            subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+            subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas),
                             "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, timeout=30)
             wait_until(self._all_ok, 15, message="cluster_state:ok on every node")
+            if replicas:
+                wait_until(self._replicas_synced, 15, message="every replica to sync")
         except BaseException:
             self.stop()
             raise
+
+    def _replicas_synced(self) -> bool:
+        infos = [node.client().info("replication") for node in self.nodes]
+        if not all(info.get("master_link_status") == "up" for info in infos if info["role"] == "slave"):
+            return False
+        # ... and every node's CLUSTER SLOTS lists them (gossip), or clients never see them.
+        for node in self.nodes:
+            ranges = node.client().execute_command("CLUSTER SLOTS")
+            if not ranges or any(len(entry) < 4 for entry in ranges):
+                return False
+        return True
+
+    def roles(self) -> tuple[list[RedisServer], list[RedisServer]]:
+        """(primaries, replicas) as the nodes say now."""
+        primaries, replicas = [], []
+        for node in self.nodes:
+            role = node.client().info("replication")["role"]
+            (primaries if role == "master" else replicas).append(node)
+        return primaries, replicas
 
     def _all_ok(self) -> bool:
         return all(node.client().cluster("info")["cluster_state"] == "ok" for node in self.nodes)
