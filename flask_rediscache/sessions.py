@@ -48,6 +48,7 @@ from itsdangerous import BadSignature, TimestampSigner
 from markupsafe import Markup
 
 from . import signals
+from .instrument import observe_session
 from .session_store import CREATE, PERMANENT_FIELD, REPLACE, UPDATE, SavePlan, SessionStore
 from .state import SESSION_G_ATTR
 
@@ -350,7 +351,7 @@ class RedisSessionInterface(SessionInterface):
         self.store = SessionStore(target.client, target.retry, kind=target.kind)
         self.sid_bytes = settings.session_id_bytes
         self.default_permanent = bool(settings.session_permanent)
-        self.boundary: Boundary = state.boundaries["session"]
+        self.boundary: Boundary = observe_session(state.boundaries["session"])
         self.prefix: str = settings.session_prefix
         self._key_head = self.prefix + ":"
         self.signer = self._signer([settings.secret_key])

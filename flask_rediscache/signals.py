@@ -83,6 +83,14 @@ cache_decrement = _signals.signal("rediscache.cache-decrement")
 #: ``has``. Extra: ``exist`` (the answer).
 cache_exist = _signals.signal("rediscache.cache-exist")
 
+#: A Redis call of the session interface (load, save, refresh, delete), sent
+#: only when someone listens (the debug toolbar panel). kwargs: ``key`` (the
+#: Redis key: a digest, never the cookie's id), ``operation`` (the session
+#: store's method), ``duration``, ``purpose`` (``"session"``), ``local``,
+#: ``size`` (bytes of fields read or written), ``hit`` (for a load: a session
+#: was found), ``error`` (True when the call failed open).
+session_call = _signals.signal("rediscache.session-call")
+
 #: Every instrumentation signal, for receivers that want them all (the debug toolbar panel).
 INSTRUMENTATION = (cache_read, cache_read_multi, cache_generate, cache_write, cache_write_multi,
                    cache_delete, cache_delete_multi, cache_delete_matched, cache_increment,
@@ -91,4 +99,5 @@ INSTRUMENTATION = (cache_read, cache_read_multi, cache_generate, cache_write, ca
 __all__ = ["breaker_state", "cache_decrement", "cache_delete", "cache_delete_matched", "cache_delete_multi",
            "cache_error", "cache_exist", "cache_generate", "cache_hit", "cache_increment",
            "cache_memoize_hit", "cache_memoize_miss", "cache_miss", "cache_read", "cache_read_multi",
-           "cache_view_hit", "cache_view_miss", "cache_write", "cache_write_multi", "session_error"]
+           "cache_view_hit", "cache_view_miss", "cache_write", "cache_write_multi", "session_call",
+           "session_error"]
