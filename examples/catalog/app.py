@@ -274,7 +274,29 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = DEV_SECRET_KEY
     cache.init_app(app)
     register_routes(app)
+    if app.debug:
+        enable_debug_toolbar(app)
     return app
+
+
+def enable_debug_toolbar(app: Flask) -> None:
+    """With ``DEBUG`` (``flask run --debug``) and flask-debugtoolbar installed: the
+    toolbar, with flask-rediscache's panel listing every cache and session call."""
+    try:
+        from flask_debugtoolbar import DebugToolbarExtension
+    except ImportError:
+        return
+    app.config.setdefault("DEBUG_TB_INTERCEPT_REDIRECTS", False)
+    app.config.setdefault("DEBUG_TB_PANELS", [
+        "flask_debugtoolbar.panels.versions.VersionDebugPanel",
+        "flask_debugtoolbar.panels.timer.TimerDebugPanel",
+        "flask_debugtoolbar.panels.headers.HeaderDebugPanel",
+        "flask_debugtoolbar.panels.request_vars.RequestVarsDebugPanel",
+        "flask_debugtoolbar.panels.template.TemplateDebugPanel",
+        "flask_debugtoolbar.panels.route_list.RouteListDebugPanel",
+        "flask_rediscache.contrib.debug_toolbar.RedisCachePanel",
+    ])
+    DebugToolbarExtension(app)
 
 
 app = create_app()
