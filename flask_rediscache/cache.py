@@ -144,19 +144,17 @@ class Cache:
 
         start = time.perf_counter()
         try:
-            result = self.boundary.call(method, _FAILED, run, *args)
+            result = self.boundary.call(method, returning, run, *args)
         except BaseException as exc:  # REDIS_FAIL_OPEN = False re-raised it, or a bug
             payload["error"] = exc
             self._send(signal, time.perf_counter() - start, method, payload)
             raise
         duration = time.perf_counter() - start
-        if result is _FAILED:
-            payload["error"] = ran[1] if ran[0] else CircuitOpenError(f"circuit breaker open for "
-                                                                      f"{self.boundary.name}")
-            result = returning
-            if outcome is not None:
-                result = outcome(returning, payload)
-        elif outcome is not None:
+        if not ran[0]:  # the breaker refused to send it
+            payload["error"] = CircuitOpenError(f"circuit breaker open for {self.boundary.name}")
+        elif ran[1] is not None:  # the store raised and the boundary failed open
+            payload["error"] = ran[1]
+        if outcome is not None:
             result = outcome(result, payload)
         self._send(signal, duration, method, payload)
         return result

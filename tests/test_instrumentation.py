@@ -137,3 +137,19 @@ def test_nothing_is_timed_without_receivers(cache, monkeypatch):
     assert cache.get("k") == "v" and cache.get_many("k") == ["v"] and cache.has("k")
     cache.fetch_multi(["k", "x"], lambda miss: {"x": 2})
     cache.delete("k")
+
+
+def test_the_error_handler_sees_the_real_miss_value_while_timed(make_app, redis_factory, events):
+    from .support import Recorder
+
+    handler = Recorder()
+    server = redis_factory()
+    app = make_app(REDIS_URL=server.url, REDIS_ERROR_HANDLER=handler, REDIS_CIRCUIT_BREAKER_THRESHOLD=2)
+    cache = app.extensions["rediscache"]
+    server.kill()
+    with app.app_context():
+        assert cache.get("k") is None and cache.set("k", "v") is False
+        assert cache.get("k") is None  # the breaker is open now: nothing sent
+    assert [c["returning"] for c in handler.calls] == [None, False, None]
+    errors = [payload["error"] for _, payload in events if "error" in payload]
+    assert len(errors) == 3 and type(errors[2]).__name__ == "CircuitOpenError"
