@@ -120,9 +120,14 @@ class Retrier:
             return do()
         except NOT_RETRIED:
             raise
-        except RETRIED_ERRORS:
-            if not self.attempts:
-                raise
+        except RETRIED_ERRORS as error:
+            return self.after(error, do)
+
+    def after(self, error: Exception, do: Callable[[], T]) -> T:
+        """The retries once a first attempt of ``do`` failed with ``error``
+        (for callers that make the first attempt inline, on their hot path)."""
+        if not self.attempts or isinstance(error, NOT_RETRIED) or not isinstance(error, RETRIED_ERRORS):
+            raise error
         if self._first_delay > 0:
             time.sleep(self._first_delay)
         return self._rest.call_with_retry(do, _ignore)

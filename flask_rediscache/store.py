@@ -31,7 +31,7 @@ from redis.exceptions import ResponseError
 from .codec import MISS, PEEK_BYTES, Codec
 from .errors import LockError
 from .locks import Lock
-from .retrying import Retrier
+from .retrying import RETRIED_ERRORS, Retrier
 
 #: Keys fetched per SCAN call and deleted per UNLINK.
 SCAN_BATCH: Final = 1000
@@ -74,9 +74,13 @@ class Store:
         return Entry(value, expires_at is not None and expires_at <= time.time())
 
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
-        """``GET`` one entry (the hot path of a memoize hit: :meth:`entry`, inlined)."""
+        """``GET`` one entry (the hot path of a memoize hit: :meth:`entry` and
+        the retrier's first attempt inlined)."""
         get = (self.replica or self.client).get
-        raw = self._idempotent(lambda: get(rkey))
+        try:
+            raw = get(rkey)
+        except RETRIED_ERRORS as error:
+            raw = self._idempotent.after(error, lambda: get(rkey))
         if raw is None:
             return MISSING
         value, expires_at = self.codec.decode(rkey, raw, counters, version)
