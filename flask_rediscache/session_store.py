@@ -124,14 +124,24 @@ class SessionStore:
 
     # -- reads -------------------------------------------------------------
     def load(self, key: str, ttl: int | None) -> Loaded:
-        """``HGETALL key``, pipelined with ``EXPIRE key ttl`` when ``ttl`` is given."""
+        """``HGETALL key``, pipelined with ``EXPIRE key ttl`` when ``ttl`` is given.
+
+        Without a refresh (most requests) it is a plain ``HGETALL``: redis-py's
+        Pipeline object costs about 10 µs more than the command itself.
+        """
         client = self.client
 
         def run() -> list[Any]:
+            if ttl is None:
+                try:
+                    return [client.hgetall(key)]
+                except ResponseError as exc:
+                    if type(exc) is not ResponseError:
+                        raise
+                    return [exc]
             pipe = client.pipeline(transaction=False)
             pipe.hgetall(key)
-            if ttl is not None:
-                pipe.expire(key, ttl)
+            pipe.expire(key, ttl)
             return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
         replies = self._idempotent(run)
