@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .harness import Benchmark, paired_ratio
-from .suites import COOKIE, COOKIE_RT, FC, FS, OURS, RAW, RAW_BLOCKING, SINGLES
+from .suites import COOKIE, COOKIE_RT, FC, FS, OURS, OURS_OBSERVED, RAW, RAW_BLOCKING, SINGLES
 
 
 @dataclass
@@ -79,6 +79,8 @@ def compute(benches: list[Benchmark]) -> list[Goal]:
     ratio("memoize_hit_vs_bounded_pool",
           "memoize hit: flask-rediscache ÷ raw GET + pickle.loads on a bounded pool",
           "memoize_hit", OURS, RAW_BLOCKING, "", None)
+    ratio("memoize_hit_observed", "memoize hit with a cache_read receiver ÷ without",
+          "memoize_hit", OURS_OBSERVED, OURS, "", None)
     ratio("memoize_hit_vs_flask_caching", "memoize hit: Flask-Caching ÷ flask-rediscache (times faster)",
           "memoize_hit", FC, OURS, ">=", 3.0)
     ratio("session_read_vs_flask_session", "read-only session request: flask-rediscache ÷ Flask-Session",
