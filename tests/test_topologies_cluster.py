@@ -343,3 +343,30 @@ def test_least_privilege_user_on_the_cluster(make_app, cluster):
     finally:
         for node in cluster.nodes:
             node.client().acl_deluser("app")
+
+
+def test_rails_api_on_the_cluster(cache, cluster, errors):
+    """Issue 15's calls on a 3-primary cluster: fetch_multi reads per slot
+    group and writes its misses, versions, TTL control and a named lock."""
+    computed = []
+
+    def compute(missing):
+        computed.append(list(missing))
+        return {key: {"k": key} for key in missing}
+
+    cache.set_many({key: {"k": key} for key in KEYS[:10]})
+    got = cache.fetch_multi(KEYS, compute)
+    assert list(got) == KEYS and all(got[key] == {"k": key} for key in KEYS)
+    assert computed == [KEYS[10:]]  # one compute call with exactly the misses
+    assert all(_spread(cluster))  # the keys really span the nodes
+    assert cache.fetch_multi(KEYS, compute) == got and len(computed) == 1  # all hits now
+    assert cache.read_multi("item:1", "missing") == {"item:1": {"k": "item:1"}}
+    assert cache.set("v", "one", version=1) and cache.get("v", version=2) is None
+    assert cache.get("v", version=1) == "one"
+    assert cache.touch("v", 100) and 95 <= cache.ttl("v") <= 100
+    assert cache.persist("v") and cache.ttl("v") is None
+    assert cache.expire("v", 50) and 45 <= cache.ttl("v") <= 50
+    with cache.lock("report", timeout=5, blocking_timeout=1):
+        assert not cache.lock("report", blocking=False).acquire()  # held: a second holder waits
+    assert cache.lock("report", blocking=False).acquire()  # released on exit
+    assert errors.calls == []

@@ -194,3 +194,23 @@ def test_sentinel_and_master_over_tls(make_app, tmp_path):
         assert handler.calls
     finally:
         setup.stop()
+
+
+def test_rails_api_through_the_sentinel_master(make_app, setup):
+    """Issue 15's calls through a Sentinel-managed master."""
+    app = make_app(**setup.config())
+    with app.app_context():
+        cache = app.extensions["rediscache"]
+        calls = []
+
+        def compute(missing):
+            calls.append(list(missing))
+            return {key: key.upper() for key in missing}
+
+        assert cache.fetch_multi(["a", "b"], compute) == {"a": "A", "b": "B"}
+        assert cache.fetch_multi(["a", "b"], compute) == {"a": "A", "b": "B"} and len(calls) == 1
+        assert cache.set("v", 1, version="x") and cache.get("v", version="y") is None
+        assert cache.touch("v", 100) and 95 <= cache.ttl("v") <= 100
+        with cache.lock("job", timeout=5, blocking_timeout=1):
+            pass
+    assert setup.master.client().exists("cache:a", "cache:b", "cache:v") == 3
