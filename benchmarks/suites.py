@@ -279,19 +279,6 @@ def _memoize_miss(apps: Apps) -> list[Any]:
     ]
 
 
-@contextmanager
-def _observed(app: Flask) -> Iterator[None]:
-    """The app context with a no-op receiver on the timed read signal (what a
-    metrics exporter or the debug toolbar adds), for this contender's batches only."""
-    from flask_rediscache import signals
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        pass
-
-    with app.app_context(), signals.cache_read.connected_to(receiver):
-        yield
-
-
 def _get(apps: Apps) -> list[Any]:
     raw, fc, ours = apps.raw, apps.fc, apps.ours
     raw.set(b"raw:get", pickle.dumps(PRODUCT, protocol=pickle.HIGHEST_PROTOCOL), ex=300)
