@@ -18,11 +18,9 @@ interleave the contenders, as in :mod:`benchmarks.harness`).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +29,8 @@ from flask import Flask
 
 from flask_rediscache import RedisCache, signals
 from flask_rediscache.state import get_state
+
+from .harness import timed_batch
 
 #: Instrumentation signals (those that exist in the installed version).
 _INSTRUMENTATION = ("cache_read", "cache_read_multi", "cache_generate", "cache_write", "cache_write_multi",
@@ -88,18 +88,6 @@ def receivers(names: tuple[str, ...]) -> Iterator[None]:
             signal.disconnect(_noop)
 
 
-def batch(op: Callable[[], Any], n: int) -> float:
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(n):
-            op()
-        return time.perf_counter() - start
-    finally:
-        gc.enable()
-
-
 def measure(rounds: int = 15, n: int = 50_000) -> dict[str, float]:
     app, op = build()
     contenders: dict[str, tuple[str, ...]] = {
@@ -109,13 +97,13 @@ def measure(rounds: int = 15, n: int = 50_000) -> dict[str, float]:
     }
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     with app.app_context():
-        batch(op, n // 10)  # warm up
+        timed_batch(op, n // 10)  # warm up
         for r in range(rounds):
             names = list(contenders)
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
                 with receivers(contenders[name]):
-                    samples[name].append(batch(op, n) / n * 1e6)
+                    samples[name].append(timed_batch(op, n) / n * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -98,18 +98,6 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
     return AppState(app, settings, targets, boundaries, store, cache)
 
 
-def _flag(settings: Any, attribute: str, config: Mapping[str, Any], *keys: str) -> bool:
-    """A decorator default: the setting if config.py provides it, else the
-    first of ``keys`` present in the (merged) configuration."""
-    value = getattr(settings, attribute, None)
-    if value is not None:
-        return bool(value)
-    for key in keys:
-        if config.get(key) is not None:
-            return bool(config[key])
-    return False
-
-
 def _check_config(config: Any) -> Mapping[str, Any]:
     if config is None:
         return {}
@@ -164,9 +152,8 @@ class RedisCache:
         merged: Mapping[str, Any] = {**app.config, **overrides} if overrides else app.config
         state = build_state(app, merged)
         state.extras["decorator_defaults"] = defaults = decorators.DecoratorDefaults(
-            source_check=_flag(state.settings, "source_check", merged, "CACHE_SOURCE_CHECK"),
-            enable_signals=_flag(state.settings, "enable_signals", merged,
-                                 "REDIS_ENABLE_SIGNALS", "CACHE_ENABLE_SIGNALS"),
+            source_check=state.settings.source_check,  # CACHE_SOURCE_CHECK
+            enable_signals=state.settings.enable_signals,  # REDIS_/CACHE_ENABLE_SIGNALS
         )
         if defaults.source_check:
             self.source_check_default = True

@@ -200,42 +200,35 @@ def multi_plan(cache: Cache, found: dict[str, Any], ttl: int, race_ttl: float, *
     return result
 
 
-def run_multi_plan(plan: MultiPlan, compute: Callable[[list[str]], Any]) -> dict[str, Any]:
-    """Drive a :func:`multi_plan`, calling ``compute(keys)`` (at most once)."""
+def _drive(plan: Generator[Any, Any, Any], compute: Callable[[Any], Any]) -> Any:
+    """Drive a plan synchronously: a number asks for a sleep; anything else
+    (``None`` from :func:`stampede_plan`, the missing keys from
+    :func:`multi_plan`) asks for ``compute(step)``, whose result is sent back."""
     try:
         step = next(plan)
         while True:
-            if isinstance(step, list):
-                try:
-                    values = compute(step)
-                except BaseException as exc:
-                    plan.throw(exc)
-                    raise  # pragma: no cover
-                step = plan.send(values)
-            else:
+            if isinstance(step, (int, float)):
                 time.sleep(step)
                 step = plan.send(None)
+                continue
+            try:
+                value = compute(step)
+            except BaseException as exc:
+                plan.throw(exc)  # releases the lock, then re-raises exc
+                raise  # pragma: no cover - throw() always raises here
+            step = plan.send(value)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
+
+
+def run_multi_plan(plan: MultiPlan, compute: Callable[[list[str]], Any]) -> dict[str, Any]:
+    """Drive a :func:`multi_plan`, calling ``compute(keys)`` (at most once)."""
+    return _drive(plan, compute)  # type: ignore[no-any-return]
 
 
 def run_plan(plan: Plan, compute: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Drive a plan synchronously, calling ``compute(*args, **kwargs)``."""
-    try:
-        step = next(plan)
-        while True:
-            if step is None:
-                try:
-                    value = compute(*args, **kwargs)
-                except BaseException as exc:
-                    plan.throw(exc)  # releases the lock, then re-raises exc
-                    raise  # pragma: no cover - throw() always raises here
-                step = plan.send(value)
-            else:
-                time.sleep(step)
-                step = plan.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    return _drive(plan, lambda _step: compute(*args, **kwargs))  # type: ignore[no-any-return]
 
 
 async def run_plan_async(plan: Plan, compute: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:

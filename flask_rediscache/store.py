@@ -64,18 +64,9 @@ class Store:
         self._expire_nx = True  # EXPIRE ... NX needs Redis >= 7; cleared on the first refusal
 
     # -- reads -------------------------------------------------------------
-    def entry(self, rkey: bytes, raw: bytes | None, counters: bool) -> Entry:
-        """Verify, decode and judge the freshness of one stored value."""
-        if raw is None:
-            return MISSING
-        value, expires_at = self.codec.decode(rkey, raw, counters)
-        if value is MISS:
-            return MISSING
-        return Entry(value, expires_at is not None and expires_at <= time.time())
-
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
-        """``GET`` one entry (the hot path of a memoize hit: :meth:`entry` and
-        the retrier's first attempt inlined)."""
+        """``GET`` one entry, verified, decoded and judged fresh (the hot path
+        of a memoize hit: the retrier's first attempt is inlined)."""
         get = (self.replica or self.client).get
         try:
             raw = get(rkey)
