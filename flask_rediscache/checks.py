@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .clients import Target
-from .info import as_int, role_of, server_info, text_of
+from .info import fill_memory, role_of, server_info, text_of
 from .probes import Probe, Problem, active_purposes, check_access, distinct_targets, settings_secrets
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,11 +110,7 @@ def check_target(target: Target, purposes: Iterable[str], prefixes: Mapping[str,
 def _fill_info(health: TargetHealth, data: dict[str, Any], kind: str) -> None:
     health.version = text_of(data.get("redis_version"))
     health.role = role_of(data, kind)
-    health.used_memory = as_int(data.get("used_memory"))
-    health.used_memory_human = text_of(data.get("used_memory_human"))
-    health.maxmemory = as_int(data.get("maxmemory"))
-    health.maxmemory_human = text_of(data.get("maxmemory_human"))
-    health.maxmemory_policy = text_of(data.get("maxmemory_policy"))
+    fill_memory(health, data)
     if str(data.get("loading", "0")) == "1":
         health.error = Problem("server is loading its dataset")
 

@@ -174,16 +174,21 @@ def target_stats(state: AppState, probe: Probe, purposes: list[str],
     return stats
 
 
+def fill_memory(facts: Any, info: dict[str, Any]) -> None:
+    """Copy INFO's memory fields onto a health or stats record (they share the names)."""
+    facts.used_memory = as_int(info.get("used_memory"))
+    facts.used_memory_human = text_of(info.get("used_memory_human"))
+    facts.maxmemory = as_int(info.get("maxmemory"))
+    facts.maxmemory_human = text_of(info.get("maxmemory_human"))
+    facts.maxmemory_policy = text_of(info.get("maxmemory_policy"))
+
+
 def _fill_stats(stats: TargetStats, info: dict[str, Any]) -> None:
     stats.keyspace_hits = as_int(info.get("keyspace_hits"))
     stats.keyspace_misses = as_int(info.get("keyspace_misses"))
     stats.hit_ratio = ratio(stats.keyspace_hits, stats.keyspace_misses)
     stats.evicted_keys = as_int(info.get("evicted_keys"))
-    stats.used_memory = as_int(info.get("used_memory"))
-    stats.used_memory_human = text_of(info.get("used_memory_human"))
-    stats.maxmemory = as_int(info.get("maxmemory"))
-    stats.maxmemory_human = text_of(info.get("maxmemory_human"))
-    stats.maxmemory_policy = text_of(info.get("maxmemory_policy"))
+    fill_memory(stats, info)
     stats.connected_clients = as_int(info.get("connected_clients"))
 
 

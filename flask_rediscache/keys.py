@@ -16,13 +16,10 @@ The layout of everything the cache writes (``ns`` is ``REDIS_NAMESPACE``)::
 from __future__ import annotations
 
 import hashlib
-import re
 
 #: Longest key (in bytes) stored as is; longer ones end in a SHA-256 digest.
 MAX_KEY_BYTES = 250
 _HEAD_BYTES = 160
-#: Longest function name kept readable in memoize keys.
-_MAX_NAME = 120
 
 
 def _digest(raw: bytes) -> bytes:
@@ -54,24 +51,12 @@ def make_key(namespace: str, key: str) -> bytes:
 def join_key(prefix: bytes, rest: bytes) -> bytes:
     """``prefix + rest``, with ``rest`` replaced by ``#<digest>`` when too long.
 
-    Unlike :func:`make_key` the prefix always survives intact, so every key
-    built on one prefix (all entries of one memoized function) can be found
-    with the glob ``<prefix>*``.
+    Unlike :func:`make_key` the prefix always survives intact (used for the
+    stampede locks, whose ``<namespace>:lock:`` prefix must stay readable).
     """
     if len(prefix) + len(rest) <= MAX_KEY_BYTES:
         return prefix + rest
     return prefix + b"#" + _digest(rest)
-
-
-def function_prefix(namespace: str, name: str) -> bytes:
-    """``<namespace>:memoize:<name>:``, the prefix of every entry of one function.
-
-    Very long names (deeply nested closures) keep a readable head and a short
-    digest so the prefix leaves room for the arguments.
-    """
-    if len(name) > _MAX_NAME:
-        name = name[:80] + "~" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    return f"{namespace}:memoize:{name}:".encode("utf-8", "surrogatepass")
 
 
 def lock_key(namespace: str, rkey: bytes) -> bytes:
@@ -85,14 +70,6 @@ def lock_key(namespace: str, rkey: bytes) -> bytes:
     return join_key(prefix + b"lock:", rest)
 
 
-_GLOB_BYTES = re.compile(rb"([*?\[\]\\])")
-
-
 def escape_glob(text: str) -> str:
     """Escape Redis glob metacharacters so ``text`` matches only itself."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def escape_glob_bytes(raw: bytes) -> bytes:
-    """:func:`escape_glob` for a key prefix that is already bytes."""
-    return _GLOB_BYTES.sub(rb"\\\1", raw)
