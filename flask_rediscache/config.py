@@ -282,6 +282,10 @@ class Settings:
     cable_max_stream_seconds: float
     #: ``REDIS_PURPOSES``: name -> URL (``REDIS_<NAME>_URL``, default ``REDIS_URL``).
     purposes: Mapping[str, str]
+    #: ``REDIS_CABLE_URL`` or ``REDIS_CHANNEL_PREFIX`` was set: health and
+    #: doctor check the broadcast purpose (an app that never broadcasts should
+    #: not fail them for lacking an ACL on ``{<namespace>-cable}:*``).
+    cable_configured: bool = False
     # -- with defaults: Flask-Caching's and Flask-Session's keys (see peer_keys) --
     #: ``REDIS_CACHE_ENABLED`` (or ``CACHE_TYPE="NullCache"``): False = a disabled cache.
     cache_enabled: bool = True
@@ -841,6 +845,8 @@ class _Loader:
             secret_key_fallbacks=self.secret_key_fallbacks(),
             cable_url=cable_url,
             channel_prefix=channel_prefix,
+            cable_configured=(self.get("REDIS_CABLE_URL") is not None
+                              or self.get("REDIS_CHANNEL_PREFIX") is not None),
             cable_history=self.integer("REDIS_CABLE_HISTORY"),
             cable_max_stream_seconds=self.seconds("REDIS_CABLE_MAX_STREAM_SECONDS"),
             purposes=MappingProxyType(self.purposes(base, username, password)),

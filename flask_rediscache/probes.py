@@ -216,15 +216,9 @@ def active_purposes(state: AppState) -> dict[str, str]:
     out = {"cache": settings.namespace} if settings.cache_enabled else {}
     if settings.session:
         out["session"] = settings.session_prefix
-    if cable_configured(state):
+    if settings.cable_configured:
         out["cable"] = channel_key_prefix(settings.channel_prefix)
     return out
-
-
-def cable_configured(state: AppState) -> bool:
-    """Did the app configure the broadcast purpose (its URL or its channel prefix)?"""
-    config = state.app.config
-    return config.get("REDIS_CABLE_URL") is not None or config.get("REDIS_CHANNEL_PREFIX") is not None
 
 
 def checked_purposes(state: AppState) -> list[str]:

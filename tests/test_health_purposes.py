@@ -36,3 +36,17 @@ def test_doctor_warns_when_a_declared_purpose_shares_a_server_and_db(make_app, r
     own = make_app(REDIS_URL=redis_server.url, REDIS_PURPOSES=["queue"],
                    REDIS_QUEUE_URL=redis_server.url.replace("/0", "/5"))
     assert {f.check: f for f in doctor(own, get_state(own))}["declared-purposes"].status == "pass"
+
+
+def test_cable_configured_through_the_instance_config_is_checked(redis_server):
+    from flask import Flask
+
+    from flask_rediscache import RedisCache
+
+    app = Flask("instance-config")
+    app.config.update(SECRET_KEY="s", REDIS_URL=redis_server.url)
+    RedisCache(app, config={"REDIS_CHANNEL_PREFIX": "live"})
+    try:
+        assert {p for c in check_all(get_state(app)) for p in c.purposes} == {"cache", "session", "cable"}
+    finally:
+        get_state(app).close()
