@@ -33,7 +33,8 @@ from .cache import Cache
 from .cli import redis_cli
 from .clients import Target, build_replica_reader, build_targets
 from .codec import Codec
-from .config import ConfigError, load_settings
+from .config_loader import load_settings
+from .errors import ConfigError
 from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
 from .jinja import ENV_ATTR, FragmentCacheExtension

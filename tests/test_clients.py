@@ -14,7 +14,8 @@ import redis
 
 from flask_rediscache import clients
 from flask_rediscache.clients import BoundedPool, build_target, build_targets
-from flask_rediscache.config import ConfigError, load_settings
+from flask_rediscache.config import ConfigError
+from flask_rediscache.config_loader import load_settings
 from flask_rediscache.errors import CircuitOpenError, PoolExhaustedError
 from flask_rediscache.retrying import make_retry
 

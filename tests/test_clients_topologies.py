@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from flask_rediscache.clients import BlockingSentinelConnectionPool, BoundedPool, build_targets
-from flask_rediscache.config import load_settings
+from flask_rediscache.config_loader import load_settings
 from flask_rediscache.errors import PoolExhaustedError
 
 from .topology_servers import RedisClusterNodes, start_sentinel_setup, wait_until

@@ -9,7 +9,9 @@ import pytest
 from flask import Flask
 
 from flask_rediscache import ConfigError, RedisCache
-from flask_rediscache.config import DEFAULTS, load_settings, mask_url
+from flask_rediscache.config import DEFAULTS
+from flask_rediscache.config_loader import load_settings
+from flask_rediscache.masking import mask_url
 
 
 def settings(debug: bool = True, **config):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from flask_rediscache.config import ConfigError, load_settings
+from flask_rediscache.config import ConfigError
+from flask_rediscache.config_loader import load_settings
 from flask_rediscache.masking import mask, mask_url
 
 SECRET = "Zebra-9-Quartz"

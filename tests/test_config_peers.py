@@ -21,7 +21,9 @@ import redis
 from flask import Flask, session
 
 from flask_rediscache import ConfigError, RedisCache
-from flask_rediscache.config import DEFAULTS, load_settings, peer_keys
+from flask_rediscache.config import DEFAULTS
+from flask_rediscache.config_loader import load_settings
+from flask_rediscache.config_peers import peer_keys
 from flask_rediscache.state import get_state
 
 from .servers import RedisServer

@@ -11,7 +11,8 @@ from flask import Flask
 
 from flask_rediscache import RedisCache, errors
 from flask_rediscache import config as config_module
-from flask_rediscache.config import DEFAULTS, ConfigError, load_settings, worst_case_call_seconds
+from flask_rediscache.config import DEFAULTS, ConfigError, worst_case_call_seconds
+from flask_rediscache.config_loader import load_settings
 from flask_rediscache.state import get_state
 
 URL = "redis://127.0.0.1:6379/0"

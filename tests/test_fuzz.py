@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from flask_rediscache import ConfigError
-from flask_rediscache.config import DEFAULTS, Settings, load_settings
+from flask_rediscache.config import DEFAULTS, Settings
+from flask_rediscache.config_loader import load_settings
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

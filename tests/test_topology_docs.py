@@ -3,7 +3,7 @@
 Every ``.. code-block:: python`` is executed (``app`` is a fresh Flask app
 unless the snippet makes its own; ``os.environ[...]`` names it reads are set
 to placeholder values), and every config it produces (the app's ``REDIS_*``
-keys, or a dict of them) goes through :func:`flask_rediscache.config.load_settings`
+keys, or a dict of them) goes through :func:`flask_rediscache.config_loader.load_settings`
 as ``init_app`` would run it in production. Each page's snippets must also
 configure the topology the page is about.
 """
@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 
-from flask_rediscache.config import DEFAULTS, ConfigError, Settings, load_settings
+from flask_rediscache.config import DEFAULTS, ConfigError, Settings
+from flask_rediscache.config_loader import load_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "topologies"
 PAGES = ["index", "separate-instances", "sentinel", "cluster", "tls", "acl"]
