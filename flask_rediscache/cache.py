@@ -113,13 +113,18 @@ class Cache:
             return self.settings.race_condition_ttl or 0.0
         return race_seconds(race_condition_ttl)
 
-    def record(self, key: str, hit: bool) -> None:
+    def record(self, key: str, hit: bool, local: bool = False) -> None:
         """Count a hit or a miss and send :data:`~flask_rediscache.signals.cache_hit`
+        (with ``local=True`` when a local copy served it: only then, so receivers
+        written for ``key`` alone keep working without ``REDIS_LOCAL_CACHE``)
         or :data:`~flask_rediscache.signals.cache_miss`."""
         if hit:
             self.hits += 1
             if signals.cache_hit.receivers:
-                signals.cache_hit.send(self.app, key=key)
+                if local:
+                    signals.cache_hit.send(self.app, key=key, local=True)
+                else:
+                    signals.cache_hit.send(self.app, key=key)
         else:
             self.misses += 1
             if signals.cache_miss.receivers:
@@ -161,8 +166,9 @@ class Cache:
 
     def _send(self, signal: Any, duration: float, method: str, payload: dict[str, Any]) -> None:
         payload.setdefault("operation", method)
+        payload.setdefault("local", False)
         protect(f"{signal.name} receiver", signal.send, self.app, duration=duration, purpose="cache",
-                local=False, **payload)
+                **payload)
 
     def _op(self, signal: Any, method: str, returning: Any, func: Callable[..., Any], *args: Any,
             **payload: Any) -> Any:
@@ -225,7 +231,7 @@ class Cache:
                 return Stale(entry.value)
             self.record(key, False)
             return default
-        self.record(key, True)
+        self.record(key, True, entry.local)
         return entry.value
 
     def _read_entries(self, method: str, keys: Sequence[str], signed: bool,
@@ -256,7 +262,7 @@ class Cache:
             record = self.record
             for key, entry in zip(keys, entries, strict=True):
                 hit = entry.value is not MISS and not entry.stale
-                record(key, hit)
+                record(key, hit, entry.local)
                 out.append(entry.value if hit else None)
             return out
         # Nobody listens: count in bulk (a hundred method calls less per batch).
@@ -286,7 +292,7 @@ class Cache:
         out: dict[str, Any] = {}
         for key, entry in zip(keys, entries or [MISSING] * len(keys), strict=True):
             hit = entry.value is not MISS and not entry.stale
-            self.record(key, hit)
+            self.record(key, hit, entry.local)
             if hit:
                 out[key] = entry.value
         return out
@@ -681,6 +687,7 @@ def _read_outcome(result: Any, payload: dict[str, Any]) -> Entry | None:
     entry, size = result
     payload["hit"] = entry.value is not MISS and not entry.stale
     payload["size"] = size
+    payload["local"] = entry.local
     return entry  # type: ignore[no-any-return]
 
 
@@ -692,7 +699,8 @@ def _multi_outcome(keys: Sequence[str]) -> Callable[[Any, dict[str, Any]], list[
         entries, size = result
         hits = [k for k, e in zip(keys, entries, strict=True) if e.value is not MISS and not e.stale]
         found = set(hits)
-        payload.update(hits=hits, misses=[k for k in keys if k not in found], size=size)
+        payload.update(hits=hits, misses=[k for k in keys if k not in found], size=size,
+                       local=bool(entries) and all(e.local for e in entries))
         return entries  # type: ignore[no-any-return]
     return outcome
 

@@ -40,6 +40,7 @@ from .cli_format import (
     format_finding,
     format_findings,
     format_health,
+    format_local_cache,
     format_stats,
     one_line,
     safe,
@@ -198,6 +199,9 @@ def stats_command(state: AppState, as_json: bool) -> None:
         errors = ", ".join(f"{purpose} {count}" for purpose, count in own["errors"].items())
         echo(f"this process: cache hits {own['cache_hits']}, misses {own['cache_misses']}, "
               f"errors: {errors}")
+        local = own["local_cache"]
+        if local is not None:
+            echo(format_local_cache(local))
     sys.exit(1 if failed else 0)
 
 

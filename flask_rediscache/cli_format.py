@@ -139,6 +139,17 @@ def format_stats(stats: TargetStats) -> list[str]:
     return lines
 
 
+def format_local_cache(stats: dict[str, Any]) -> str:
+    """One line for ``REDIS_LOCAL_CACHE`` in this process (see docs/local-cache.rst)."""
+    ratio = "-" if stats.get("hit_ratio") is None else f"{stats['hit_ratio']:.1%}"
+    line = f"this process: local cache ({stats['mode']}) hits {stats['hits']}, hit ratio {ratio}"
+    if stats["mode"] == "process":
+        state = "up" if stats["tracking"] else "down"
+        line += (f", {stats['entries']} entries, {stats['bytes']} bytes, {stats['invalidations']} "
+                 f"invalidations received, tracking {state}")
+    return line
+
+
 def format_finding(finding: Finding) -> list[str]:
     """``STATUS  check  message`` and, for warn/fail, an indented ``fix:`` line."""
     word, color = STATUS_STYLE[finding.status]

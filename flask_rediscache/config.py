@@ -39,7 +39,8 @@ from .errors import ConfigError
 from .masking import mask
 
 __all__ = [
-    "ALIAS_KEYS", "BUILTIN_PURPOSES", "DEFAULTS", "HINTS", "MAX_NUMBER", "ConfigError", "Settings",
+    "ALIAS_KEYS", "BUILTIN_PURPOSES", "DEFAULTS", "HINTS", "LOCAL_CACHE_MODES", "MAX_NUMBER", "ConfigError",
+    "Settings",
     "channel_key_prefix", "location", "purpose_url_key", "timeout_seconds", "warn_unknown_keys",
     "worst_case_call_seconds",
 ]
@@ -89,7 +90,14 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_CABLE_HISTORY": 1000,
     "REDIS_CABLE_MAX_STREAM_SECONDS": 120,
     "REDIS_PURPOSES": [],
+    "REDIS_LOCAL_CACHE": False,  # False, "request" or "process" (docs/local-cache.rst)
+    "REDIS_LOCAL_CACHE_SIZE": 10_000,
+    "REDIS_LOCAL_CACHE_MAX_BYTES": 64 * 1024 * 1024,
+    "REDIS_LOCAL_CACHE_TTL": 60,
 }
+
+#: The values of ``REDIS_LOCAL_CACHE``.
+LOCAL_CACHE_MODES = (False, "request", "process")
 
 #: Upper bound of the cache timeouts and the compression threshold (about 31
 #: years): NaN, infinity and absurd values would otherwise pass validation
@@ -191,6 +199,12 @@ class Settings:
     session_permanent: bool | None = None
     #: ``SESSION_ID_LENGTH``: random bytes in a session id.
     session_id_bytes: int = 32
+    #: ``REDIS_LOCAL_CACHE``: "" (off), "request" or "process"; its bounds
+    #: (entries and bytes per map) and the longest a copy is kept (seconds).
+    local_cache: str = ""
+    local_cache_size: int = 10_000
+    local_cache_max_bytes: int = 64 * 1024 * 1024
+    local_cache_ttl: float = 60.0
 
     def secrets(self) -> tuple[str, ...]:
         """Every password these settings carry, for :func:`~flask_rediscache.masking.mask`."""

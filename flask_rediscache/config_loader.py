@@ -18,6 +18,7 @@ from typing import Any
 from .config import (
     ALIAS_KEYS,
     BUILTIN_PURPOSES,
+    LOCAL_CACHE_MODES,
     Settings,
     channel_key_prefix,
     location,
@@ -289,9 +290,34 @@ class Loader(Reader):
             session_permanent=self.peer_flag(
                 "SESSION_PERMANENT", True if self.config.get("SESSION_TYPE") is not None else None),
             session_id_bytes=self.session_id_bytes(),
+            local_cache=self.local_cache(url, cache_url, cluster),
+            local_cache_size=self.integer("REDIS_LOCAL_CACHE_SIZE"),
+            local_cache_max_bytes=self.integer("REDIS_LOCAL_CACHE_MAX_BYTES"),
+            local_cache_ttl=self.seconds("REDIS_LOCAL_CACHE_TTL"),
         )
         self.check_overlaps(settings)
         return settings
+
+    def local_cache(self, url: str | None, cache_url: str, cluster: tuple[str, ...]) -> str:
+        """``REDIS_LOCAL_CACHE`` as "" (off), "request" or "process"; "process"
+        needs invalidation messages, which neither a cluster (one tracking
+        connection per primary, resubscribed on every slot move: not built)
+        nor memory:// (no server) can send."""
+        key = "REDIS_LOCAL_CACHE"
+        value = self.get(key)
+        if value is None or value is False:
+            return ""
+        if value not in LOCAL_CACHE_MODES or value is True:
+            raise self.fail(key, value, 'False, "request" or "process"')
+        if value == "process":
+            if cluster:
+                raise self.error(f'{key} = "process" is not supported with Redis Cluster: its '
+                                 'invalidation messages would need one tracking connection per '
+                                 'primary; use "request" instead')
+            if cache_url.startswith("memory://"):
+                raise self.error(f'{key} = "process" needs a Redis server (memory:// sends no '
+                                 'invalidation messages); use "request" instead')
+        return str(value)
 
     def check_overlaps(self, settings: Settings) -> None:
         """Two purposes whose key prefixes overlap on one server and db are an error.

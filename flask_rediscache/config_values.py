@@ -75,6 +75,9 @@ BOUNDS: dict[str, Bound] = {
     "REDIS_DB": Bound(0, 1_000_000, integer=True),
     "REDIS_CABLE_HISTORY": Bound(1, 10_000_000, integer=True),
     "REDIS_CABLE_MAX_STREAM_SECONDS": Bound(1, 86400),
+    "REDIS_LOCAL_CACHE_SIZE": Bound(1, 100_000_000, integer=True),
+    "REDIS_LOCAL_CACHE_MAX_BYTES": Bound(1024, 2**40, integer=True),
+    "REDIS_LOCAL_CACHE_TTL": Bound(0, 86400, low_open=True),
 }
 
 

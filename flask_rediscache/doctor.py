@@ -52,6 +52,10 @@ from .probes import (
 if TYPE_CHECKING:
     from .state import AppState
 
+#: Seconds ``doctor`` waits for the local cache's tracking to start.
+TRACKING_WAIT = 3.0
+#: More tracking clients than this on one server make doctor warn (each write is sent to all).
+TRACKING_CLIENTS_WARN = 256
 #: How many namespace keys ``doctor`` samples for a TTL, and how many SCAN calls it may spend finding them.
 TTL_SAMPLE = 100
 TTL_SAMPLE_SCANS = 50
@@ -207,7 +211,31 @@ def _target_findings(state: AppState, target: Target, purposes: list[str], produ
                            "fail with READONLY", "point the URL at the master (or use Sentinel)"))
     out.extend(_ttl_finding(probe, prefixes[purpose]) for purpose in purposes if purpose in prefixes)
     out.extend(_maxclients_finding(state, info, env))
+    if "cache" in purposes and state.settings.local_cache == "process":
+        out.append(_local_cache_finding(state, info))
     return out
+
+
+def _local_cache_finding(state: AppState, info: dict[str, Any] | None) -> Finding:
+    """``REDIS_LOCAL_CACHE = "process"``: can this process track keys, and at what cost?
+
+    BCAST tracking keeps no per-key table on the server (``tracking-table-max-keys``
+    does not apply to it); its cost is one invalidation message per tracking
+    client for every write under the prefix, so many tracking clients warn.
+    """
+    problem = state.store.local_problem(TRACKING_WAIT)
+    if problem is not None:
+        return Finding(WARN, "local-cache", f'REDIS_LOCAL_CACHE = "process" cannot track keys '
+                       f"({problem}); every read goes to Redis",
+                       "let the cache user run CLIENT TRACKING: +client|id +client|tracking "
+                       "+subscribe +ping &__redis__:invalidate (docs/local-cache.rst)")
+    clients = as_int(info.get("tracking_clients")) if info is not None else None
+    if clients is not None and clients > TRACKING_CLIENTS_WARN:
+        return Finding(WARN, "local-cache", f"{clients} clients track keys on this server: each "
+                       "write under a tracked prefix is sent to every one of them",
+                       'fewer processes with REDIS_LOCAL_CACHE = "process" (or use "request")')
+    counted = "" if clients is None else f" ({plural(clients, 'tracking client')} on the server)"
+    return Finding(PASS, "local-cache", "invalidation tracking works" + counted)
 
 
 def _access_finding(probe: Probe, purpose: str, prefix: str) -> Finding:

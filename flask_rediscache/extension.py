@@ -38,6 +38,7 @@ from .errors import ConfigError
 from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
 from .jinja import ENV_ATTR, FragmentCacheExtension
+from .local_store import build_local_store
 from .locks import Lock
 from .masking import mask_url
 from .retrying import Retrier, make_retry
@@ -89,7 +90,11 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
                                        limiter=limiter, secrets=secrets)
     cache_target: Target = targets["cache"]
     codec = Codec(settings.secret_key, settings.compress_threshold)
-    if settings.cache_enabled:
+    store: Store
+    if settings.cache_enabled and settings.local_cache:
+        store = build_local_store(settings, cache_target, Retrier.from_settings(settings), codec,
+                                  build_replica_reader(settings.cache_url, settings))
+    elif settings.cache_enabled:
         store = Store(cache_target.client, Retrier.from_settings(settings), codec,
                       is_cluster=cache_target.is_cluster,
                       replica=build_replica_reader(settings.cache_url, settings))
@@ -249,6 +254,12 @@ class RedisCache:
     def namespace(self) -> str:
         """``REDIS_NAMESPACE`` of the current app."""
         return self.app_cache().namespace
+
+    def local_cache_stats(self) -> dict[str, Any] | None:
+        """What ``REDIS_LOCAL_CACHE`` did in this process for the current app
+        (mode, entries, bytes, hits, hit ratio, invalidations...), or None when
+        it is off. See docs/local-cache.rst."""
+        return self.app_cache().store.local_stats()
 
     # -- cache API (see flask_rediscache.cache.Cache) ------------------
     def get(self, key: str, default: Any = None, *, signed: bool = False, stale: bool = False,

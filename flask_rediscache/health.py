@@ -113,6 +113,9 @@ def health_view() -> tuple[Response, int]:
 
         checks.append(shared.get(id(target), run, MAX_AGE))
     body, status = endpoint_payload(checks)
+    local = state.store.local_stats()
+    if local is not None:  # this worker's copies: informational, never a failure (reads fail over to Redis)
+        body["local_cache"] = local
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response, status

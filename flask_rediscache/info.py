@@ -200,4 +200,5 @@ def process_counters(state: AppState) -> dict[str, Any]:
         "cache_misses": cache.misses,
         "hit_ratio": ratio(cache.hits, cache.misses),
         "errors": {purpose: boundary.errors for purpose, boundary in state.boundaries.items()},
+        "local_cache": state.store.local_stats(),  # None: REDIS_LOCAL_CACHE is off
     }

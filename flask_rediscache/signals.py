@@ -11,7 +11,8 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-#: A cache read found the key. kwargs: ``key`` (the key as the caller gave it).
+#: A cache read found the key. kwargs: ``key`` (the key as the caller gave it),
+#: and ``local=True`` when a local copy served it (``REDIS_LOCAL_CACHE``).
 cache_hit = _signals.signal("rediscache.cache-hit")
 #: A cache read did not find the key (or found an entry it would not trust).
 #: kwargs: ``key``.
@@ -50,7 +51,7 @@ cache_memoize_miss = _signals.signal("rediscache.cache-memoize-miss")
 # namespace: the same form for memoize, ``cached`` and the plain API; a list
 # of keys for the ``_multi`` events, the glob for ``cache_delete_matched``),
 # ``duration`` (seconds, ``time.perf_counter``), ``purpose`` (``"cache"``),
-# ``local`` (``True`` when served without Redis; always ``False`` for now),
+# ``local`` (``True`` when served from a local copy without Redis: ``REDIS_LOCAL_CACHE``),
 # ``operation`` (the API method, e.g. ``"get"``, ``"fetch"``) and, when Redis
 # failed and the call failed open, ``error`` (the exception). Most also carry
 # ``size``: bytes read or written.

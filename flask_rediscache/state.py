@@ -47,6 +47,7 @@ class AppState:
 
     def close(self) -> None:
         """Disconnect every pool (``init_app`` on a rebuilt app, tests)."""
+        self.store.close()
         seen: set[int] = set()
         for target in self.targets.values():
             if id(target.client) in seen:

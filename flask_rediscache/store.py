@@ -38,11 +38,14 @@ SCAN_BATCH: Final = 1000
 
 
 class Entry(NamedTuple):
-    """What a read found: ``value`` (or :data:`~flask_rediscache.codec.MISS`)
-    and whether it is past its logical expiry (kept only for ``race_condition_ttl``)."""
+    """What a read found: ``value`` (or :data:`~flask_rediscache.codec.MISS`),
+    whether it is past its logical expiry (kept only for ``race_condition_ttl``)
+    and whether it came from a local copy."""
 
     value: Any
     stale: bool
+    #: Served from a local copy (``REDIS_LOCAL_CACHE``), not read from Redis.
+    local: bool = False
 
 
 MISSING: Final = Entry(MISS, False)
@@ -62,6 +65,18 @@ class Store:
         self.codec = codec
         self.is_cluster = is_cluster
         self._expire_nx = True  # EXPIRE ... NX needs Redis >= 7; cleared on the first refusal
+
+    def local_stats(self) -> dict[str, Any] | None:
+        """What the local copies did (:class:`~flask_rediscache.local_store.LocalStore`); None: none kept."""
+        return None
+
+    def close(self) -> None:
+        """Release what the store holds besides the client's pool (nothing here)."""
+
+    def local_problem(self, timeout: float) -> str | None:
+        """Why local copies cannot be served (waiting up to ``timeout`` for
+        tracking to start); None when they can or none are kept."""
+        return None
 
     # -- reads -------------------------------------------------------------
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:

@@ -100,6 +100,12 @@ def test_doctor_levels_match_the_documented_table(redis_factory, make_app, monke
     collect(make_app(REDIS_URL=acl_user(acl, "app", "app-Pa55", "~cache:*", "~session:*",
                                         "+@read", "+@write", "-scan")))
 
+    # The process near-cache for a user that may not track keys.
+    collect(make_app(REDIS_URL=acl_user(acl, "near", "near-Pa55", "~cache:*", "~session:*",
+                                        "+@read", "+@write", "+info", "+dbsize", "+scan", "+ttl",
+                                        "+config|get", "+evalsha", "+script|load"),
+                     REDIS_LOCAL_CACHE="process"))
+
     # A replica; memory:// in testing and in production; a dead server.
     replica = redis_factory("--replicaof", "127.0.0.1", str(good.port))
     collect(make_app(REDIS_URL=replica.url))

@@ -1,0 +1,405 @@
+"""The store with local copies in front (``REDIS_LOCAL_CACHE``).
+
+:class:`LocalStore` is a :class:`~flask_rediscache.store.Store` whose entry
+reads (``get``, ``get_many``, ``memoize``, ``cached``, ``fetch``: everything
+that goes through :meth:`~flask_rediscache.store.Store.read` and
+:meth:`~flask_rediscache.store.Store.read_many`) first look for a local copy,
+and whose writes keep those copies right. Where the copies live is the
+:class:`Source`'s business:
+
+* :class:`RequestSource` (``"request"``, Rails' ``LocalCache``): a
+  :class:`~flask_rediscache.local_cache.Copies` in :data:`flask.g`, so one per
+  app context, gone at teardown; this context's writes go through to it.
+* :class:`ProcessSource` (``"process"``): the process's
+  :class:`~flask_rediscache.tracking.Tracker`, kept correct by Redis'
+  invalidation messages; this process's writes drop the copy at once (the
+  echo of the write's own invalidation would drop a written-through copy
+  anyway).
+
+Only signed entries and known-missing keys are kept: counters (``inc``/``dec``
+values), foreign bytes, locks and sessions never are. Every local hit decodes
+the copy afresh, signature check included, so it returns a new object and
+judges logical expiry exactly as a read from Redis would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from flask import g, has_app_context
+
+from .clients import Target
+from .codec import MISS, PEEK_BYTES, VERSION, Codec
+from .config import Settings
+from .local_cache import ABSENT, Copies, _Absent
+from .retrying import Retrier
+from .store import Entry, Store
+from .tracking import Tracker
+
+#: The attribute of :data:`flask.g` holding a request-mode context's copies.
+G_ATTR: Final = "_flask_rediscache_local_copies"
+LOCAL_MISSING: Final = Entry(MISS, False, True)
+
+
+class Source:
+    """Where local copies live; see :class:`RequestSource` and :class:`ProcessSource`."""
+
+    mode = ""
+
+    def lookup(self, key: bytes) -> bytes | _Absent | None:
+        raise NotImplementedError
+
+    def begin(self, key: bytes) -> int | None:
+        raise NotImplementedError
+
+    def finish(self, key: bytes, token: int, raw: bytes | _Absent | None,
+               expires_in: float | None) -> None:
+        raise NotImplementedError
+
+    def wrote(self, key: bytes, raw: bytes | None) -> None:
+        """This process stored ``raw`` (None: deleted) at ``key``."""
+        raise NotImplementedError
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """``keys`` changed in a way no copy can follow (a counter, a TTL, a failed write)."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop what runs in the background (the process near-cache's listener)."""
+
+    def problem(self, timeout: float) -> str | None:
+        """Why no copy can be served (after waiting up to ``timeout``); None: they can."""
+        return None
+
+
+class RequestSource(Source):
+    """Copies per app context (in :data:`flask.g`); outside one, nothing is kept."""
+
+    mode = "request"
+
+    def __init__(self, max_entries: int, max_bytes: int, ttl: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries, self.max_bytes, self.ttl = max_entries, max_bytes, ttl
+        self._clock = clock
+        # Totals over all contexts of this process (approximate under threads: stats only).
+        self.hits = 0
+        self.misses = 0
+
+    def _copies(self, create: bool) -> Copies | None:
+        if not has_app_context():
+            return None
+        copies: Copies | None = g.get(G_ATTR)
+        if copies is None and create:
+            copies = Copies(self.max_entries, self.max_bytes, self.ttl)
+            setattr(g, G_ATTR, copies)
+        return copies
+
+    def lookup(self, key: bytes) -> bytes | _Absent | None:
+        copies = self._copies(False)
+        if copies is None:
+            return ABSENT
+        raw = copies.get(key, self._clock())
+        if raw is ABSENT:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return raw
+
+    def begin(self, key: bytes) -> int | None:
+        return 0 if has_app_context() else None
+
+    def finish(self, key: bytes, token: int, raw: bytes | _Absent | None,
+               expires_in: float | None) -> None:
+        copies = self._copies(True)
+        if copies is not None:
+            if raw is ABSENT:
+                copies.discard(key)
+            else:
+                copies.put(key, raw, self._clock(), expires_in)
+
+    def wrote(self, key: bytes, raw: bytes | None) -> None:
+        self.finish(key, 0, raw, None)
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        copies = self._copies(False)
+        if copies is not None:
+            for key in keys:
+                copies.discard(key)
+
+    def clear(self) -> None:
+        copies = self._copies(False)
+        if copies is not None:
+            copies.clear()
+
+    def stats(self) -> dict[str, Any]:
+        looked = self.hits + self.misses
+        return {"mode": "request", "hits": self.hits, "misses": self.misses,
+                "hit_ratio": round(self.hits / looked, 4) if looked else None,
+                "max_entries": self.max_entries, "max_bytes": self.max_bytes}
+
+
+class ProcessSource(Source):
+    """The process's near-cache: a :class:`~flask_rediscache.tracking.Tracker`."""
+
+    mode = "process"
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.lookup = tracker.lookup  # type: ignore[method-assign]
+        self.begin = tracker.begin  # type: ignore[method-assign]
+        self.finish = tracker.finish  # type: ignore[method-assign]
+
+    def wrote(self, key: bytes, raw: bytes | None) -> None:
+        self.tracker.invalidate((key,))
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        self.tracker.invalidate(keys)
+
+    def clear(self) -> None:
+        self.tracker.invalidate_all()
+
+    def stats(self) -> dict[str, Any]:
+        return self.tracker.stats()
+
+    def close(self) -> None:
+        self.tracker.close()
+
+    def problem(self, timeout: float) -> str | None:
+        return self.tracker.wait(timeout)
+
+
+_SIGNED: Final = bytes((VERSION,))
+
+
+def _keepable(raw: bytes | None, pttl: int | None) -> bytes | _Absent | None:
+    """What to keep of a read: signed entries and missing keys, never counters or
+    foreign bytes; :data:`ABSENT` too when the ``PTTL`` read with it disagrees
+    (the key appeared or expired between the two commands)."""
+    if raw is None:
+        return None if pttl is None or pttl == -2 else ABSENT
+    return raw if raw[:1] == _SIGNED and pttl != -2 else ABSENT
+
+
+def _expires_in(raw: bytes | None, pttl: int | None) -> float | None:
+    """Seconds until the copy of ``raw`` must go: the key's TTL, the entry's logical expiry."""
+    limit = pttl / 1000 if pttl is not None and pttl >= 0 else None
+    if raw is not None:
+        peeked = Codec.peek(raw[:PEEK_BYTES])
+        if peeked is not None and peeked[0] is not None:
+            logical = peeked[0] - time.time()
+            limit = logical if limit is None else min(limit, logical)
+    return limit
+
+
+class LocalStore(Store):
+    """A :class:`~flask_rediscache.store.Store` serving entry reads from local copies."""
+
+    def __init__(self, client: Any, retrier: Retrier, codec: Codec, source: Source, *,
+                 is_cluster: bool = False, replica: Any = None) -> None:
+        # Process-mode copies are filled from the primary, which sends the invalidations:
+        # a lagging replica could hand back a value older than one already invalidated.
+        super().__init__(client, retrier, codec, is_cluster=is_cluster,
+                         replica=None if source.mode == "process" else replica)
+        self.source = source
+        self._with_ttl = source.mode == "process"
+
+    def local_stats(self) -> dict[str, Any] | None:
+        return self.source.stats()
+
+    def close(self) -> None:
+        self.source.close()
+
+    def local_problem(self, timeout: float) -> str | None:
+        return self.source.problem(timeout)
+
+    # -- reads ---------------------------------------------------------------------
+    def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
+        raw = self.source.lookup(rkey)
+        if raw is not ABSENT:
+            return self._local(rkey, raw, counters, version)
+        return self.read_sized(rkey, counters, version)[0]
+
+    def read_sized(self, rkey: bytes, counters: bool = False,
+                   version: bytes | None = None) -> tuple[Entry, int]:
+        raw = self.source.lookup(rkey)
+        if raw is not ABSENT:
+            return self._local(rkey, raw, counters, version), 0
+        raws = self._fill([rkey])
+        return self._decode_many([rkey], raws, counters, version)[0], len(raws[0] or b"")
+
+    def read_many(self, rkeys: Sequence[bytes], counters: bool = False,
+                  version: bytes | None = None) -> list[Entry]:
+        return self.read_many_sized(rkeys, counters, version)[0]
+
+    def read_many_sized(self, rkeys: Sequence[bytes], counters: bool = False,
+                        version: bytes | None = None) -> tuple[list[Entry], int]:
+        out: list[Entry | None] = []
+        missing: list[bytes] = []
+        for rkey in rkeys:
+            raw = self.source.lookup(rkey)
+            if raw is ABSENT:
+                out.append(None)
+                missing.append(rkey)
+            else:
+                out.append(self._local(rkey, raw, counters, version))
+        if not missing:
+            return out, 0  # type: ignore[return-value]
+        raws = self._fill(list(dict.fromkeys(missing)))
+        fetched = dict(zip(dict.fromkeys(missing), raws, strict=True))
+        ordered = [fetched[rkey] for rkey in missing]
+        decoded = iter(self._decode_many(missing, ordered, counters, version))
+        return ([entry if entry is not None else next(decoded) for entry in out],
+                sum(len(raw) for raw in ordered if raw is not None))
+
+    def _local(self, rkey: bytes, raw: bytes | None, counters: bool, version: bytes | None) -> Entry:
+        if raw is None:
+            return LOCAL_MISSING
+        value, expires_at = self.codec.decode(rkey, raw, counters, version)
+        if value is MISS:
+            return LOCAL_MISSING
+        return Entry(value, expires_at is not None and expires_at <= time.time(), True)
+
+    def _fill(self, rkeys: list[bytes]) -> list[bytes | None]:
+        """Fetch distinct ``rkeys`` (with their TTLs in process mode) and keep what may be kept."""
+        source = self.source
+        tokens = [source.begin(rkey) for rkey in rkeys]
+        try:
+            if self._with_ttl and any(token is not None for token in tokens):
+                raws, pttls = self._fetch_with_ttl(rkeys)
+            elif len(rkeys) == 1:  # a memoize hit stays one GET
+                get = (self.replica or self.client).get
+                raws, pttls = [self._idempotent(lambda: get(rkeys[0]))], [None]
+            else:
+                raws, pttls = self._mget(rkeys), [None] * len(rkeys)
+        except BaseException:
+            for rkey, token in zip(rkeys, tokens, strict=True):
+                if token is not None:
+                    source.finish(rkey, token, ABSENT, None)
+            raise
+        for rkey, token, raw, pttl in zip(rkeys, tokens, raws, pttls, strict=True):
+            if token is not None:
+                source.finish(rkey, token, _keepable(raw, pttl), _expires_in(raw, pttl))
+        return raws
+
+    def _fetch_with_ttl(self, rkeys: list[bytes]) -> tuple[list[bytes | None], list[int | None]]:
+        """``GET`` (or ``MGET``) and a ``PTTL`` per key in one round trip."""
+        client = self.client
+
+        def run() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            if len(rkeys) == 1:
+                pipe.get(rkeys[0])
+            else:
+                pipe.mget(rkeys)
+            for rkey in rkeys:
+                pipe.pttl(rkey)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        replies = self._idempotent(run)
+        raws = [replies[0]] if len(rkeys) == 1 else list(replies[0])
+        return raws, [int(pttl) for pttl in replies[1:]]
+
+    # -- writes keep the copies right ---------------------------------------------------
+    def write(self, rkey: bytes, data: bytes, ttl: int, extra_ttl: float = 0) -> bool:
+        try:
+            ok = super().write(rkey, data, ttl, extra_ttl)
+        except BaseException:
+            self.source.forget((rkey,))
+            raise
+        self._wrote(rkey, data, ok)
+        return ok
+
+    def add(self, rkey: bytes, data: bytes, ttl: int) -> bool:
+        try:
+            ok = super().add(rkey, data, ttl)
+        except BaseException:
+            self.source.forget((rkey,))
+            raise
+        self._wrote(rkey, data, ok)
+        return ok
+
+    def write_many(self, items: Sequence[tuple[bytes, bytes]], ttl: int,
+                   extra_ttl: float = 0) -> list[bool]:
+        try:
+            results = super().write_many(items, ttl, extra_ttl)
+        except BaseException:
+            self.source.forget(rkey for rkey, _ in items)
+            raise
+        for (rkey, data), ok in zip(items, results, strict=True):
+            self._wrote(rkey, data, ok)
+        return results
+
+    def unlink(self, rkeys: Sequence[bytes]) -> int:
+        try:
+            count = super().unlink(rkeys)
+        except BaseException:
+            self.source.forget(rkeys)
+            raise
+        for rkey in rkeys:
+            self.source.wrote(rkey, None)
+        return count
+
+    def _wrote(self, rkey: bytes, data: bytes, ok: bool) -> None:
+        if ok:
+            self.source.wrote(rkey, data)
+        else:  # SET NX lost to another writer: what is there now is unknown here
+            self.source.forget((rkey,))
+
+    def _changed(self, rkeys: Iterable[bytes], run: Callable[[], Any]) -> Any:
+        try:
+            return run()
+        finally:
+            self.source.forget(rkeys)
+
+    def incr(self, rkey: bytes, delta: int, ttl: int) -> int:
+        return int(self._changed((rkey,), lambda: super(LocalStore, self).incr(rkey, delta, ttl)))
+
+    def delete_version(self, rkey: bytes, version: bytes) -> bool:
+        return bool(self._changed((rkey,), lambda: super(LocalStore, self).delete_version(rkey, version)))
+
+    def expire(self, rkey: bytes, seconds: int) -> bool:
+        return bool(self._changed((rkey,), lambda: super(LocalStore, self).expire(rkey, seconds)))
+
+    def expire_at_ms(self, rkey: bytes, when_ms: int) -> bool:
+        return bool(self._changed((rkey,), lambda: super(LocalStore, self).expire_at_ms(rkey, when_ms)))
+
+    def persist(self, rkey: bytes) -> bool:
+        return bool(self._changed((rkey,), lambda: super(LocalStore, self).persist(rkey)))
+
+    def delete_matching(self, match: bytes, progress: Callable[[int], None] | None = None) -> int:
+        try:
+            return super().delete_matching(match, progress)
+        finally:
+            self.source.clear()
+
+
+def build_local_store(settings: Settings, target: Target, retrier: Retrier, codec: Codec,
+                      replica: Any) -> LocalStore:
+    """The cache store for ``REDIS_LOCAL_CACHE`` = ``"request"`` or ``"process"``."""
+    if settings.local_cache == "request":
+        source: Source = RequestSource(settings.local_cache_size, settings.local_cache_max_bytes,
+                                       settings.local_cache_ttl)
+    else:
+        pool = target.client.connection_pool
+        # The pool's own connection class and arguments (TLS, ACL user, Sentinel
+        # discovery included), but RESP2 — see flask_rediscache.tracking.
+        kwargs = {**pool.connection_kwargs, "protocol": 2, "health_check_interval": 0,
+                  "decode_responses": False}
+        connection_class = pool.connection_class
+        primary = pool.get_master_address if target.kind == "sentinel" else None
+        copies = Copies(settings.local_cache_size, settings.local_cache_max_bytes,
+                        settings.local_cache_ttl)
+        source = ProcessSource(Tracker(lambda: connection_class(**kwargs),
+                                       f"{settings.namespace}:".encode("utf-8", "surrogatepass"),
+                                       copies, where=target.name, secrets=settings.secrets(),
+                                       primary=primary))
+    return LocalStore(target.client, retrier, codec, source, is_cluster=target.is_cluster,
+                      replica=replica)

@@ -1,0 +1,363 @@
+"""The process near-cache (``REDIS_LOCAL_CACHE = "process"``), kept correct by Redis.
+
+One :class:`Tracker` per process and Redis server holds the local copies and
+one dedicated connection on which it ran::
+
+    CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <namespace>:
+    SUBSCRIBE __redis__:invalidate
+
+From then on Redis sends the name of every key under the namespace that
+anyone modifies (or that expires or is evicted) to that connection, and a
+null message on ``FLUSHDB``/``FLUSHALL``. This works on Redis 6 and newer
+over RESP2, which is why the connection is forced to ``protocol=2``: under
+RESP3 the messages would arrive as push replies redis-py's connection does
+not hand back here. redis-py's ``PubSub`` is not used: it cannot send
+``CLIENT ID``/``CLIENT TRACKING`` on its connection before subscribing, and
+it silently reconnects and resubscribes, which would lose the tracking
+without telling us. The connection is driven through redis-py's public
+``Connection`` methods and never reused after an error.
+
+The rules that keep a copy correct:
+
+* **Sequencing.** Each invalidation bumps a sequence number. A read
+  registers its key (:meth:`Tracker.begin`) before it is sent; its result
+  is kept (:meth:`Tracker.finish`) only if no invalidation of that key, no
+  flush and no reconnect happened since. A write racing a read can
+  therefore never leave the older value behind.
+* **Polling on the read path.** A listener thread drains the connection
+  every :attr:`Tracker.poll_interval`, but a thread that holds the GIL could
+  delay it by milliseconds, so every lookup first checks (a non-blocking
+  ``can_read``) for a pending message and applies it before answering.
+* **Unknown state empties and bypasses.** Until tracking is established,
+  after any error on the connection, after :attr:`Tracker.dead_after`
+  seconds without an answer to the listener's ``PING``, and when a Sentinel
+  reports another primary, the copies are dropped and every read goes to
+  Redis; they are dropped again once tracking is back (messages may have
+  been missed meanwhile).
+* **Fork safety.** A child process (``gunicorn --preload``) forgets the
+  parent's connection, thread and copies, and starts its own lazily on its
+  first read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from .local_cache import ABSENT, Copies, _Absent
+from .masking import mask
+
+logger = logging.getLogger("flask_rediscache")
+
+CHANNEL: Final = b"__redis__:invalidate"
+
+_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for tracker in list(_trackers):
+        tracker._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Tracker:
+    """The near-cache of one process for one Redis server (see the module docstring).
+
+    ``connect`` returns a new, unconnected redis-py ``Connection`` speaking
+    RESP2 to the current primary; ``primary`` (Sentinel only) returns the
+    address the primary should be at, checked against the connection's every
+    :attr:`ping_interval`.
+    """
+
+    #: Seconds between the listener's drains of the connection while no one reads.
+    poll_interval = 0.05
+    #: Seconds between the listener's ``PING``\\ s (the liveness check).
+    ping_interval = 1.0
+    #: Seconds without a ``PING`` answer after which the state is unknown.
+    dead_after = 3.0
+    #: Longest wait between two attempts to re-establish tracking.
+    max_backoff = 2.0
+
+    def __init__(self, connect: Callable[[], Any], prefix: bytes, copies: Copies, *,
+                 where: str = "redis", secrets: tuple[str, ...] = (),
+                 primary: Callable[[], Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._connect = connect
+        self.prefix = prefix
+        self.copies = copies
+        self.where = where
+        self._secrets = secrets
+        self._primary = primary
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._address: Any = None
+        self._up = False
+        self._seq = 0
+        self._flush_seq = 0
+        self._inflight: dict[bytes, int] = {}
+        self._key_seq: dict[bytes, int] = {}
+        self._last_ping = 0.0
+        self._last_pong = 0.0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._logged_down = False
+        #: Counters for stats: keys invalidated by messages, times the copies were emptied
+        #: (flush, reconnect, lost connection), reads that bypassed the copies.
+        self.invalidations = 0
+        self.resets = 0
+        self.bypassed = 0
+        self.last_error: str | None = None
+        _trackers.add(self)
+
+    # -- the read path ---------------------------------------------------------
+    @property
+    def tracking(self) -> bool:
+        """Whether copies are being served (tracking established and healthy)."""
+        return self._up
+
+    def lookup(self, key: bytes) -> bytes | _Absent | None:
+        """The copy of ``key`` (after applying any pending invalidation), or :data:`ABSENT`."""
+        if not self._up:
+            self._wake()
+            self.bypassed += 1
+            return ABSENT
+        with self._lock:
+            if not self._poll():
+                self.bypassed += 1
+                return ABSENT
+            return self.copies.get(key, self._clock())
+
+    def begin(self, key: bytes) -> int | None:
+        """Register a read of ``key`` about to be sent; None: don't keep its result."""
+        if not self._up:
+            self._wake()
+            return None
+        with self._lock:
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+            return self._seq
+
+    def finish(self, key: bytes, token: int, raw: bytes | _Absent | None,
+               expires_in: float | None = None) -> None:
+        """End the read :meth:`begin` registered; keep ``raw`` (unless it is
+        :data:`ABSENT`) if nothing could have invalidated it meanwhile."""
+        with self._lock:
+            up = self._poll()
+            count = self._inflight.get(key, 0) - 1
+            if count > 0:
+                self._inflight[key] = count
+                last = self._key_seq.get(key, 0)
+            else:
+                self._inflight.pop(key, None)
+                last = self._key_seq.pop(key, 0)
+            if up and raw is not ABSENT and last <= token and self._flush_seq <= token:
+                self.copies.put(key, raw, self._clock(), expires_in)
+
+    def wait(self, timeout: float) -> str | None:
+        """Start tracking if needed and wait up to ``timeout`` seconds for it:
+        None once copies can be served, else why not (for ``doctor``)."""
+        deadline = self._clock() + timeout
+        self._wake()
+        while not self._up and self._clock() < deadline:
+            time.sleep(0.01)
+        if self._up:
+            return None
+        return self.last_error or f"not established within {timeout:g} s"
+
+    def invalidate(self, keys: Iterable[bytes]) -> None:
+        """Drop ``keys`` now (this process wrote them) and fail racing reads of them."""
+        with self._lock:
+            for key in keys:
+                self._invalidated(key)
+
+    def invalidate_all(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def stats(self) -> dict[str, Any]:
+        copies = self.copies
+        looked = copies.hits + copies.misses
+        return {"mode": "process", "tracking": self._up, "entries": len(copies),
+                "bytes": copies.bytes, "max_entries": copies.max_entries,
+                "max_bytes": copies.max_bytes, "hits": copies.hits, "misses": copies.misses,
+                "hit_ratio": round(copies.hits / looked, 4) if looked else None,
+                "invalidations": self.invalidations, "resets": self.resets,
+                "bypassed": self.bypassed, "evictions": copies.evictions,
+                "last_error": self.last_error}
+
+    # -- under the lock ------------------------------------------------------------
+    def _poll(self) -> bool:
+        """Apply what the connection holds; False if tracking is (now) down."""
+        conn = self._conn
+        if not self._up or conn is None:
+            return False
+        try:
+            while conn.can_read(0):
+                self._handle(conn.read_response())
+        except Exception as exc:
+            self._lost(f"{type(exc).__name__}: {exc}")
+            return False
+        if self._clock() - self._last_pong > self.dead_after:
+            self._lost(f"no answer to PING for {self.dead_after:g} s")
+            return False
+        return True
+
+    def _handle(self, message: Any) -> None:
+        if not isinstance(message, list) or not message:
+            return
+        kind = message[0]
+        if kind == b"message" and len(message) == 3 and message[1] == CHANNEL:
+            keys = message[2]
+            if keys is None:  # FLUSHDB / FLUSHALL
+                self._reset()
+                return
+            for key in keys:
+                self.invalidations += 1
+                self._invalidated(key)
+        elif kind == b"pong":
+            self._last_pong = self._clock()
+
+    def _invalidated(self, key: bytes) -> None:
+        self.copies.discard(key)
+        self._seq += 1
+        if key in self._inflight:
+            self._key_seq[key] = self._seq
+
+    def _reset(self) -> None:
+        self.copies.clear()
+        self._seq += 1
+        self._flush_seq = self._seq
+        self.resets += 1
+
+    def _lost(self, why: str) -> None:
+        """Tracking is down: drop the connection and the copies; the listener reconnects."""
+        conn, self._conn, self._up = self._conn, None, False
+        self._reset()
+        self.last_error = mask(why, self._secrets)
+        if not self._logged_down:
+            self._logged_down = True
+            logger.warning("flask-rediscache: local cache tracking on %s lost (%s); reads go to "
+                           "Redis until it is re-established", self.where, self.last_error)
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away
+                conn.disconnect()
+
+    # -- the listener thread -------------------------------------------------------
+    def _wake(self) -> None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._stop = threading.Event()
+                    self._thread = threading.Thread(target=self._run, args=(self._stop,),
+                                                    name="flask-rediscache-tracking", daemon=True)
+                    self._thread.start()
+
+    def close(self) -> None:
+        """Stop the listener and drop the connection (tests; a process exiting needs nothing)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        with self._lock:
+            if self._conn is not None or self._up:
+                self._lost("closed")
+        self._thread = None
+
+    def _run(self, stop: threading.Event) -> None:
+        backoff = 0.05
+        pid = os.getpid()
+        while not stop.is_set() and os.getpid() == pid:
+            if not self._up:
+                try:
+                    self._establish()
+                except Exception as exc:
+                    self.last_error = mask(f"{type(exc).__name__}: {exc}", self._secrets)
+                    if not self._logged_down:
+                        self._logged_down = True
+                        logger.warning("flask-rediscache: cannot start local cache tracking on %s "
+                                       "(%s); reads go to Redis until it can", self.where,
+                                       self.last_error)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    continue
+                backoff = 0.05
+            self._tick()
+            stop.wait(self.poll_interval)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        check_primary = False
+        with self._lock:
+            if not self._poll():
+                return
+            if now - self._last_ping >= self.ping_interval:
+                self._last_ping = now
+                check_primary = self._primary is not None
+                try:
+                    self._conn.send_command("PING")
+                except Exception as exc:
+                    self._lost(f"{type(exc).__name__}: {exc}")
+                    return
+        if check_primary:
+            self._check_primary()
+
+    def _check_primary(self) -> None:
+        assert self._primary is not None
+        try:
+            address = tuple(self._primary())
+        except Exception as exc:
+            with self._lock:
+                self._lost(f"cannot ask the sentinels for the primary: {type(exc).__name__}: {exc}")
+            return
+        if address != self._address:
+            with self._lock:
+                self._lost(f"the primary moved to {address[0]}:{address[1]}")
+
+    def _establish(self) -> None:
+        conn = self._connect()
+        try:
+            conn.connect()
+            conn.send_command("CLIENT", "ID")
+            client_id = int(conn.read_response())
+            conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
+                              "PREFIX", self.prefix)
+            conn.read_response()
+            conn.send_command("SUBSCRIBE", CHANNEL)
+            reply = conn.read_response()
+            if not (isinstance(reply, list) and reply[:2] == [b"subscribe", CHANNEL]):
+                raise RuntimeError(f"unexpected reply to SUBSCRIBE: {reply!r:.80}")
+        except BaseException:
+            conn.disconnect()
+            raise
+        address = (conn.host, conn.port) if self._primary is not None else None
+        with self._lock:
+            self._reset()  # messages may have been missed while down
+            self._conn, self._address, self._up = conn, address, True
+            self._last_pong = self._last_ping = self._clock()
+            self.last_error = None
+        if self._logged_down:
+            self._logged_down = False
+            logger.warning("flask-rediscache: local cache tracking on %s re-established", self.where)
+
+    def _forget(self) -> None:
+        """In a forked child: nothing of the parent's is used (not even closed: the
+        socket is the parent's too), and the copies start empty."""
+        self._lock = threading.Lock()
+        self._conn = None
+        self._up = False
+        self._thread = None
+        self._stop = threading.Event()
+        self._inflight.clear()
+        self._key_seq.clear()
+        self.copies.clear()
+        self._seq += 1
+        self._flush_seq = self._seq
