@@ -18,7 +18,8 @@ from flask import Flask
 
 from flask_rediscache import RedisCache, signals
 from flask_rediscache.errors import ConfigError
-from flask_rediscache.local_store import LocalStore, ProcessSource
+from flask_rediscache.local_sources import ProcessSource
+from flask_rediscache.local_store import LocalStore
 from flask_rediscache.state import get_state
 from flask_rediscache.tracking import Tracker
 
