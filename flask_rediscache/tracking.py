@@ -269,6 +269,7 @@ class Tracker:
             thread.join(5)
         with self._lock:
             if self._conn is not None or self._up:
+                self._logged_down = True  # closing on purpose: nothing to warn about
                 self._lost("closed")
         self._thread = None
 

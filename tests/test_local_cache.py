@@ -545,3 +545,32 @@ def test_process_tracking_follows_a_sentinel_failover(make_app):
         wait_until(lambda: cache.get("k") == "v3", 0.1)
     finally:
         setup.stop()
+
+
+def test_process_mode_for_a_least_privilege_acl_user(make_app, redis_factory, caplog):
+    """The rights docs/local-cache.rst lists are enough, and without them reads still work."""
+    server = redis_factory()
+    admin = server.client()
+    admin.acl_setuser("near", enabled=True, reset=True, passwords=["+near-Pa55"], keys=["cache:*"],
+                      categories=["+@read", "+@write"],
+                      commands=["+client|id", "+client|tracking", "+subscribe", "+ping"],
+                      channels=["__redis__:invalidate"])
+    app = make_app(REDIS_URL=f"redis://near:near-Pa55@127.0.0.1:{server.port}/0", REDIS_SESSION=False,
+                   REDIS_LOCAL_CACHE="process")
+    cache = _ext(app)
+    tracking_up(app)
+    cache.set("k", "v")
+    assert cache.get("k") == "v" and cache.get("k") == "v"
+    assert cache.local_cache_stats()["hits"] >= 1
+
+    admin.acl_setuser("plain", enabled=True, reset=True, passwords=["+plain-Pa55"], keys=["cache:*"],
+                      categories=["+@read", "+@write"])
+    app = make_app(REDIS_URL=f"redis://plain:plain-Pa55@127.0.0.1:{server.port}/0", REDIS_SESSION=False,
+                   REDIS_LOCAL_CACHE="process")
+    cache = _ext(app)
+    assert get_state(app).store.local_problem(3) is not None
+    cache.set("k", "w")
+    assert cache.get("k") == "w" and cache.get("k") == "w"
+    stats = cache.local_cache_stats()
+    assert stats["tracking"] is False and stats["entries"] == 0 and "NoPermissionError" in stats["last_error"]
+    assert "cannot start local cache tracking" in caplog.text and "Pa55" not in caplog.text
