@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import decorators
+from . import cached_view, decorators
+from . import memoize as memoize_module
 from .breaker import CircuitBreaker
 from .cable import Cable, build_cable
 from .cache import Cache
@@ -442,7 +443,7 @@ class RedisCache:
         arguments differently: pass everything but ``timeout`` by name).
         On Redis errors the function is simply called.
         """
-        return decorators.memoize(self, timeout=timeout, unless=unless,
+        return memoize_module.memoize(self, timeout=timeout, unless=unless,
                                   race_condition_ttl=race_condition_ttl, make_name=make_name,
                                   forced_update=forced_update, response_filter=response_filter,
                                   args_to_ignore=args_to_ignore, cache_none=cache_none, name=name,
@@ -497,7 +498,7 @@ class RedisCache:
 
         On Redis errors the view is simply called.
         """
-        return decorators.cached(self, timeout=timeout, key_prefix=key_prefix, unless=unless,
+        return cached_view.cached(self, timeout=timeout, key_prefix=key_prefix, unless=unless,
                                  forced_update=forced_update, response_filter=response_filter,
                                  query_string=query_string, make_cache_key=make_cache_key,
                                  response_hit_indication=response_hit_indication, is_stale=is_stale,
@@ -514,7 +515,7 @@ class RedisCache:
         class explicitly, ``delete_memoized(Cls.method, Cls, a)``: without it
         :class:`ValueError` is raised.
         """
-        return decorators.delete_memoized(self, f, *args, **kwargs)
+        return memoize_module.delete_memoized(self, f, *args, **kwargs)
 
     def delete_cached(self, view_or_endpoint: Callable[..., Any] | str, path: str | None = None,
                       query_args: Any = None, *, query_string: Any = None, **view_args: Any) -> bool:
@@ -529,7 +530,7 @@ class RedisCache:
         """
         if query_args is None:
             query_args = query_string
-        return decorators.delete_cached(self, view_or_endpoint, path, query_args, **view_args)
+        return cached_view.delete_cached(self, view_or_endpoint, path, query_args, **view_args)
 
     # -- broadcast (see flask_rediscache.cable) ----------------------------
     def _cable(self) -> Cable:

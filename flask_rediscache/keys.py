@@ -43,7 +43,7 @@ def make_key(namespace: str, key: str) -> bytes:
         return raw
     # A readable head plus a digest of the whole key. The head keeps the
     # namespace and the first _HEAD_BYTES of the key, so a prefix glob (all
-    # entries of one memoized function: see decorators.Memoized) still matches.
+    # entries of one memoized function: see memoize_keys.Memoized) still matches.
     head = len(namespace.encode("utf-8", "surrogatepass")) + 1 + _HEAD_BYTES
     return raw[:head] + b"~" + _digest(raw)
 

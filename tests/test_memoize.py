@@ -549,7 +549,7 @@ def _forms(*params):
 def test_fast_binder_agrees_with_signature_bind(define):
     import inspect
 
-    from flask_rediscache.decorators import _Binder
+    from flask_rediscache.memoize_keys import _Binder
 
     func = define()
     binder = _Binder(func)
