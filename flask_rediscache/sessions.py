@@ -30,6 +30,7 @@ tell ``@cached`` whether a view used the session.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -359,8 +360,18 @@ class RedisSessionInterface(SessionInterface):
         self.fallback_signer = self._signer(fallbacks) if fallbacks else None
 
     def _signer(self, keys: Iterable[str | bytes]) -> TimestampSigner:
-        secret_keys: list[Any] = list(keys)
-        return TimestampSigner(secret_keys, salt=self.salt, key_derivation="hmac",
+        """A signer for ``keys``, each derived once here rather than per cookie.
+
+        The keys are exactly itsdangerous' ``key_derivation="hmac"`` ones
+        (``HMAC(secret, salt)`` with :attr:`digest_method`), handed over with
+        ``key_derivation="none"``: the same signatures, so every cookie signed
+        before stays valid, without an HMAC of the key on every sign and unsign.
+        """
+        salt = self.salt.encode("utf-8")
+        derived: list[Any] = [
+            hmac.new(key.encode("utf-8") if isinstance(key, str) else key, salt, self.digest_method).digest()
+            for key in keys]
+        return TimestampSigner(derived, salt=self.salt, key_derivation="none",
                                digest_method=self.digest_method)
 
     # -- ids, keys, cookies ------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 import redis
 from flask import Flask, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface, SessionInterface, session_json_serializer
-from itsdangerous import Signer
+from itsdangerous import Signer, TimestampSigner
 from markupsafe import Markup
 from redis.connection import AbstractConnection
 
@@ -602,6 +602,41 @@ def test_secret_key_fallbacks_rotate(make_app, redis_server):
     redis_server.reset_stats()
     assert session_data(new_only, cookie) == {}  # the old key alone is no longer trusted
     assert commands(redis_server) == {}
+
+
+def _hmac_derived_signer(secret: str | bytes) -> TimestampSigner:
+    """The signer the interface used to build: itsdangerous deriving the key per call."""
+    return TimestampSigner(secret, salt=RedisSessionInterface.salt, key_derivation="hmac",
+                           digest_method=hashlib.sha256)
+
+
+@pytest.mark.parametrize("secret", ["new-secret", b"\xffbytes-secret"])
+def test_cookies_of_the_per_call_derivation_stay_valid(make_app, redis_server, secret):
+    # The key is derived once (key_derivation="none" with HMAC(secret, salt));
+    # cookies signed by the per-call "hmac" derivation verify, for the current
+    # key and for a fallback, and the new cookies verify with the old signer.
+    app = add_routes(make_app(REDIS_URL=redis_server.url, SECRET_KEY=secret,
+                              SECRET_KEY_FALLBACKS=["older", "old-secret"]))
+    iface = app.session_interface
+    sid = iface.generate_sid()
+    current = _hmac_derived_signer(secret).sign(sid).decode()
+    fallback = _hmac_derived_signer("old-secret").sign(sid).decode()
+    parsed = iface.unsign(current)
+    assert parsed is not None and parsed[0] == sid and parsed[2] is True
+    parsed = iface.unsign(fallback)
+    assert parsed is not None and parsed[0] == sid and parsed[2] is False
+    assert iface.unsign(_hmac_derived_signer("unknown").sign(sid).decode()) is None
+    assert _hmac_derived_signer(secret).unsign(iface.sign(sid)) == sid.encode()
+    # Same timestamp, same bytes: the signature itself is unchanged.
+    value = f"{sid}.ZmJhcg".encode()
+    assert iface.signer.get_signature(value) == _hmac_derived_signer(secret).get_signature(value)
+    assert [Signer(k, key_derivation="none", digest_method=hashlib.sha256).get_signature(value)
+            for k in iface.fallback_signer.secret_keys] == [
+        _hmac_derived_signer(k).get_signature(value) for k in ["older", "old-secret"]]
+    # Through a request: the old cookie's session is read.
+    cookie = cookie_of(get(app, "/set?user=alice"))
+    old_style = _hmac_derived_signer(secret).sign(sid_of(cookie)).decode()
+    assert session_data(app, old_style) == {"user": "alice"}
 
 
 def test_memory_url_sessions_work(make_app):
