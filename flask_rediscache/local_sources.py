@@ -91,6 +91,8 @@ class RequestSource(Source):
     def lookup(self, key: bytes) -> bytes | _Absent | None:
         copies = self._copies(False)
         if copies is None:
+            if has_app_context():  # the context's first read: a miss like any other
+                self.misses += 1
             return ABSENT
         raw = copies.get(key, self._clock())
         if raw is ABSENT:

@@ -81,7 +81,7 @@ class LocalStore(Store):
         raw = self.source.lookup(rkey)
         if raw is not ABSENT:
             return self._local(rkey, raw, counters, version)
-        return self.read_sized(rkey, counters, version)[0]
+        return self._decode_many([rkey], self._fill([rkey]), counters, version)[0]
 
     def read_sized(self, rkey: bytes, counters: bool = False,
                    version: bytes | None = None) -> tuple[Entry, int]:

@@ -578,3 +578,18 @@ def test_process_mode_for_a_least_privilege_acl_user(make_app, redis_factory, ca
     stats = cache.local_cache_stats()
     assert stats["tracking"] is False and stats["entries"] == 0 and "NoPermissionError" in stats["last_error"]
     assert "cannot start local cache tracking" in caplog.text and "Pa55" not in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
+def test_a_miss_is_looked_up_and_counted_once(make_app, redis_server, mode):
+    app = make_app(REDIS_URL=redis_server.url, REDIS_LOCAL_CACHE=mode)
+    cache = _ext(app)
+    if mode == "process":
+        tracking_up(app)
+    with app.app_context():
+        before = cache.local_cache_stats()
+        cache.get("never-read")
+        after = cache.local_cache_stats()
+        assert after["misses"] - before["misses"] == 1
+        cache.get("never-read")
+        assert cache.local_cache_stats()["hits"] - after["hits"] == 1
