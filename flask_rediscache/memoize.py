@@ -46,7 +46,7 @@ def memoize(front: Front, timeout: Any = None, unless: Callable[..., Any] | None
             is_stale: Callable[..., Any] | None = None, hash_method: Callable[..., Any] | None = None,
             source_check: bool | None = None, version: Any = None) -> Callable[[F], F]:
     """Build the ``@memoize`` decorator; see :meth:`flask_rediscache.RedisCache.memoize`."""
-    from .cache import race_seconds
+    from .cache_base import race_seconds
     from .codec import version_bytes
 
     if version is not None and not callable(version):
