@@ -94,7 +94,8 @@ def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState
     store: Store
     if settings.cache_enabled and settings.local_cache:
         store = build_local_store(settings, cache_target, Retrier.from_settings(settings), codec,
-                                  build_replica_reader(settings.cache_url, settings))
+                                  build_replica_reader(settings.cache_url, settings),
+                                  boundaries["cache"].breaker)
     elif settings.cache_enabled:
         store = Store(cache_target.client, Retrier.from_settings(settings), codec,
                       is_cluster=cache_target.is_cluster,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
+from .breaker import CLOSED, CircuitBreaker
 from .clients import Target
 from .codec import MISS, PEEK_BYTES, VERSION, Codec
 from .config import Settings
@@ -59,13 +60,23 @@ class LocalStore(Store):
     """A :class:`~flask_rediscache.store.Store` serving entry reads from local copies."""
 
     def __init__(self, client: Any, retrier: Retrier, codec: Codec, source: Source, *,
-                 is_cluster: bool = False, replica: Any = None) -> None:
+                 breaker: CircuitBreaker | None = None, is_cluster: bool = False,
+                 replica: Any = None) -> None:
         # Process-mode copies are filled from the primary, which sends the invalidations:
         # a lagging replica could hand back a value older than one already invalidated.
         super().__init__(client, retrier, codec, is_cluster=is_cluster,
                          replica=None if source.mode == "process" else replica)
         self.source = source
         self._with_ttl = source.mode == "process"
+        # While the purpose's circuit breaker has seen failures, copies are not
+        # served: a local hit says nothing about Redis, and counting it as a
+        # success (the boundary's rule for a call that returns) would keep a
+        # frozen server's breaker from ever opening.
+        self._breaker = breaker
+
+    def _serving(self) -> bool:
+        breaker = self._breaker
+        return breaker is None or (breaker.state is CLOSED and not breaker.failures)
 
     def local_stats(self) -> dict[str, Any] | None:
         return self.source.stats()
@@ -78,14 +89,14 @@ class LocalStore(Store):
 
     # -- reads ---------------------------------------------------------------------
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
-        raw = self.source.lookup(rkey)
+        raw = self.source.lookup(rkey) if self._serving() else ABSENT
         if raw is not ABSENT:
             return self._local(rkey, raw, counters, version)
         return self._decode_many([rkey], self._fill([rkey]), counters, version)[0]
 
     def read_sized(self, rkey: bytes, counters: bool = False,
                    version: bytes | None = None) -> tuple[Entry, int]:
-        raw = self.source.lookup(rkey)
+        raw = self.source.lookup(rkey) if self._serving() else ABSENT
         if raw is not ABSENT:
             return self._local(rkey, raw, counters, version), 0
         raws = self._fill([rkey])
@@ -99,8 +110,9 @@ class LocalStore(Store):
                         version: bytes | None = None) -> tuple[list[Entry], int]:
         out: list[Entry | None] = []
         missing: list[bytes] = []
+        lookup = self.source.lookup if self._serving() else _no_copy
         for rkey in rkeys:
-            raw = self.source.lookup(rkey)
+            raw = lookup(rkey)
             if raw is ABSENT:
                 out.append(None)
                 missing.append(rkey)
@@ -237,8 +249,12 @@ class LocalStore(Store):
             self.source.clear()
 
 
+def _no_copy(key: bytes) -> _Absent:
+    return ABSENT
+
+
 def build_local_store(settings: Settings, target: Target, retrier: Retrier, codec: Codec,
-                      replica: Any) -> LocalStore:
+                      replica: Any, breaker: CircuitBreaker) -> LocalStore:
     """The cache store for ``REDIS_LOCAL_CACHE`` = ``"request"`` or ``"process"``."""
     if settings.local_cache == "request":
         source: Source = RequestSource(settings.local_cache_size, settings.local_cache_max_bytes,
@@ -257,5 +273,5 @@ def build_local_store(settings: Settings, target: Target, retrier: Retrier, code
                                        f"{settings.namespace}:".encode("utf-8", "surrogatepass"),
                                        copies, where=target.name, secrets=settings.secrets(),
                                        primary=primary))
-    return LocalStore(target.client, retrier, codec, source, is_cluster=target.is_cluster,
-                      replica=replica)
+    return LocalStore(target.client, retrier, codec, source, breaker=breaker,
+                      is_cluster=target.is_cluster, replica=replica)

@@ -594,3 +594,42 @@ def test_a_miss_is_looked_up_and_counted_once(make_app, redis_server, mode):
         assert after["misses"] - before["misses"] == 1
         cache.get("never-read")
         assert cache.local_cache_stats()["hits"] - after["hits"] == 1
+
+
+def test_local_hits_never_count_as_redis_successes(make_app, redis_factory):
+    """A frozen server (SIGSTOP): copies stop being served once the breaker has
+    seen a failure, so the breaker opens as it would without a local cache."""
+    server = redis_factory()
+    app = make_app(REDIS_URL=server.url, REDIS_LOCAL_CACHE="process", REDIS_READ_TIMEOUT=0.2,
+                   REDIS_CONNECT_TIMEOUT=0.2, REDIS_RECONNECT_ATTEMPTS=0,
+                   REDIS_CIRCUIT_BREAKER_THRESHOLD=3, REDIS_CIRCUIT_BREAKER_COOLDOWN=30)
+    cache = _ext(app)
+    tracking_up(app)
+    cache.set("k", "v")
+    assert cache.get("k") == "v" and cache.get("k") == "v"
+    breaker = get_state(app).boundaries["cache"].breaker
+    server.pause()
+    try:
+        assert cache.get("missing") is None  # a timeout: one failure
+        assert breaker.failures == 1
+        results = [cache.get("k") for _ in range(3)]  # not served locally: Redis times out
+        assert results == [None, None, None]
+        assert not breaker.closed
+    finally:
+        server.resume()
+
+
+def test_a_suspect_breaker_bypasses_copies_until_redis_answers(make_app, redis_server):
+    app = make_app(REDIS_URL=redis_server.url, REDIS_LOCAL_CACHE="process")
+    cache = _ext(app)
+    tracking_up(app)
+    cache.set("k", "v")
+    cache.get("k")
+    breaker = get_state(app).boundaries["cache"].breaker
+    breaker.failure()
+    redis_server.reset_stats()
+    assert cache.get("k") == "v"  # read from Redis, which answers: the breaker is healthy again
+    assert counts(redis_server) == {"get": 1, "pttl": 1}
+    assert breaker.failures == 0
+    assert cache.get("k") == "v"
+    assert counts(redis_server) == {"get": 1, "pttl": 1}
