@@ -28,7 +28,8 @@ from markupsafe import Markup
 from redis.connection import AbstractConnection
 
 from flask_rediscache import signals
-from flask_rediscache.sessions import RedisSession, RedisSessionInterface
+from flask_rediscache.session_object import RedisSession
+from flask_rediscache.sessions import RedisSessionInterface
 
 # -- helpers ---------------------------------------------------------------
 

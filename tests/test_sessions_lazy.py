@@ -12,7 +12,8 @@ import time
 import pytest
 from flask import Flask, g, jsonify, request, session
 
-from flask_rediscache.sessions import RedisSession, RedisSessionInterface
+from flask_rediscache.session_object import RedisSession
+from flask_rediscache.sessions import RedisSessionInterface
 from flask_rediscache.state import SESSION_G_ATTR
 
 from .test_sessions import (
