@@ -1,6 +1,7 @@
 """The :class:`RedisCache` extension: ``init_app``, app resolution, and the cache API's front.
 
-``init_app`` wires the layers together, bottom up: settings
+``init_app`` wires the layers together with
+:func:`~flask_rediscache.wiring.build_state`, bottom up: settings
 (:mod:`~flask_rediscache.config`) → clients (:mod:`~flask_rediscache.clients`)
 → circuit breakers and fail-open boundaries (:mod:`~flask_rediscache.failopen`)
 → the strict store (:mod:`~flask_rediscache.store`) → the cache API
@@ -28,82 +29,22 @@ from flask import Flask, current_app
 
 from . import cached_view, decorators
 from . import memoize as memoize_module
-from .breaker import CircuitBreaker
 from .cable import Cable, build_cable
 from .cache import Cache
 from .cli import redis_cli
-from .clients import Target, build_replica_reader, build_targets
-from .codec import Codec
-from .config_loader import load_settings
 from .errors import ConfigError
-from .failopen import Boundary, LogLimiter, breaker_notifier
 from .health import register_health_endpoint
 from .jinja import ENV_ATTR, FragmentCacheExtension
-from .local_store import build_local_store
 from .locks import Lock
-from .masking import mask_url
-from .retrying import Retrier, make_retry
 from .session_access import TrackingSessionInterface
 from .sessions import RedisSessionInterface
 from .state import EXTENSION_KEY, AppState
-from .store import NullStore, Store
+from .wiring import build_state
 
 logger = logging.getLogger("flask_rediscache")
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _secrets(settings: Any) -> tuple[str, ...]:
-    """Configured passwords, masked in every log line on top of URL userinfo."""
-    found = []
-    for name in ("password", "sentinel_password"):
-        value = getattr(settings, name, None)
-        if isinstance(value, str) and value:
-            found.append(value)
-    return tuple(found)
-
-
-def build_state(app: Flask, config: Mapping[str, Any] | None = None) -> AppState:
-    """Read the settings and build every layer for ``app`` (nothing is registered yet).
-
-    ``config`` replaces ``app.config`` as the source of the settings (``init_app``
-    passes ``app.config`` merged with the instance's ``config=``).
-    """
-    settings = load_settings(app.config if config is None else config, debug=app.debug or app.testing)
-    targets = build_targets(settings)
-    if settings.session_client is not None:  # Flask-Session's SESSION_REDIS, used as it is
-        targets["session"].purposes.remove("session")
-        kind = "memory" if type(settings.session_client).__module__.startswith("fakeredis") else "standalone"
-        name = f"{mask_url(settings.session_url)} (SESSION_REDIS)"
-        targets["session"] = Target(settings.session_client, name, kind, make_retry(settings), ["session"])
-    limiter = LogLimiter()
-    secrets = _secrets(settings)
-    breakers: dict[int, CircuitBreaker] = {}
-    boundaries: dict[str, Boundary] = {}
-    for purpose, target in targets.items():
-        breaker = breakers.get(id(target))
-        if breaker is None:
-            breaker = breakers[id(target)] = CircuitBreaker(
-                target.name, settings.breaker_threshold, settings.breaker_cooldown, breaker_notifier(app))
-        boundaries[purpose] = Boundary(app, f"{purpose} Redis ({target.name})", breaker,
-                                       handler=settings.error_handler, fail_open=settings.fail_open,
-                                       limiter=limiter, secrets=secrets)
-    cache_target: Target = targets["cache"]
-    codec = Codec(settings.secret_key, settings.compress_threshold)
-    store: Store
-    if settings.cache_enabled and settings.local_cache:
-        store = build_local_store(settings, cache_target, Retrier.from_settings(settings), codec,
-                                  build_replica_reader(settings.cache_url, settings),
-                                  boundaries["cache"].breaker)
-    elif settings.cache_enabled:
-        store = Store(cache_target.client, Retrier.from_settings(settings), codec,
-                      is_cluster=cache_target.is_cluster,
-                      replica=build_replica_reader(settings.cache_url, settings))
-    else:
-        store = NullStore(Retrier.from_settings(settings), codec)
-    cache = Cache(app, settings, store, boundaries["cache"])
-    return AppState(app, settings, targets, boundaries, store, cache)
 
 
 def _check_config(config: Any) -> Mapping[str, Any]:
