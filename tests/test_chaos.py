@@ -77,7 +77,7 @@ class Sample:
 class Gunicorn:
     """The example app under gunicorn, on a free loopback port."""
 
-    def __init__(self, redis_url: str, workdir: Path) -> None:
+    def __init__(self, redis_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "gunicorn.log"
@@ -90,6 +90,7 @@ class Gunicorn:
             "REDIS_CIRCUIT_BREAKER_THRESHOLD": "3",
             "REDIS_READ_TIMEOUT": str(READ_TIMEOUT),
             "REDIS_CONNECT_TIMEOUT": str(READ_TIMEOUT),
+            **(extra_env or {}),
         }
         cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(CATALOG), "--worker-class", "gthread",
                "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{self.port}",
@@ -218,9 +219,12 @@ def aof_redis(redis_factory):
     return redis_factory("--appendonly", "yes", "--appendfsync", "always")
 
 
-def test_fail_open_under_gunicorn_while_redis_dies_and_freezes(aof_redis, tmp_path):
+# The same run with the process near-cache (docs/local-cache.rst): copies are dropped and
+# bypassed while Redis is dead or frozen, so every assertion holds unchanged.
+@pytest.mark.parametrize("local_cache", [None, "process"], ids=["plain", "local-process"])
+def test_fail_open_under_gunicorn_while_redis_dies_and_freezes(aof_redis, tmp_path, local_cache):
     server = aof_redis
-    app = Gunicorn(server.url, tmp_path)
+    app = Gunicorn(server.url, tmp_path, {"REDIS_LOCAL_CACHE": local_cache} if local_cache else None)
     try:
         app.wait_ready()
         load = Load(app.base)
@@ -300,5 +304,12 @@ def test_fail_open_under_gunicorn_while_redis_dies_and_freezes(aof_redis, tmp_pa
         for session, expected, cookie in load.readers:
             assert session.cookies.get("session") == cookie, "the client's session cookie was replaced"
             assert session.get(app.base + "/me", timeout=10).json() == expected
+
+        if local_cache:  # the near-cache really served (each worker reports its own copies)
+            reports = [requests.get(app.base + "/health/redis", timeout=10).json().get("local_cache")
+                       for _ in range(10)]
+            print(f"chaos: near-cache of the workers answering /health/redis: {reports[:2]}")
+            assert all(r and r["mode"] == local_cache for r in reports), reports
+            assert any(r["tracking"] and r["hits"] > 0 for r in reports), reports
     finally:
         app.stop()
