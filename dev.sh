@@ -7,7 +7,9 @@
 #                             matrix: the cache, session and cached-view tests on Flask 3.0.x,
 #                             3.1.x, Flask main and the lowest redis-py pyproject.toml allows
 #   ./dev.sh matrix           only the compatibility matrix
-#   ./dev.sh bench [ARGS]     install, then run the benchmarks against the peers
+#   ./dev.sh bench [ARGS]     install, then run the benchmarks against the peers, requests/s under
+#                             gunicorn + wrk, the near-cache's invalidation delay and memory, and
+#                             regenerate docs/performance.rst
 #   ./dev.sh install [EXTRA]  only bring .venv up to date (EXTRA: example (default), dev, ...)
 #
 # Installs are skipped when nothing they depend on changed: each venv keeps a stamp file with a
@@ -114,6 +116,17 @@ need_chromium() {
     fi
 }
 
+# The end-to-end benchmark (benchmarks/e2e.py) loads gunicorn with Debian's wrk.
+need_wrk() {
+    if ! command -v wrk >/dev/null 2>&1; then
+        say "wrk not found; installing it with apt-get"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk
+    fi
+}
+
 flask_main_wheel() {
     if [ -n "${FLASK_MAIN_WHEEL:-}" ]; then
         echo "$FLASK_MAIN_WHEEL"
@@ -217,9 +230,34 @@ case "${1:-}" in
         run_matrix
         ;;
     bench)
+        # Every benchmark into one JSON (--json PATH, default docs/_static/performance.json):
+        # the table against the peers (other ARGS go to it: --quick, --only KEYS, --rounds N),
+        # requests/s under gunicorn and wrk, the near-cache's invalidation delay and its memory;
+        # then, when the JSON is the docs' one, docs/performance.rst from it.
         need_redis_server
+        need_wrk
         bootstrap dev
-        exec "$VENV/bin/python" -m benchmarks "${@:2}"
+        shift
+        json=docs/_static/performance.json
+        quick=()
+        args=()
+        while [ $# -gt 0 ]; do
+            case "$1" in
+                --json) json=$2; shift 2 ;;
+                --json=*) json=${1#--json=}; shift ;;
+                --quick) quick=(--quick); args+=("$1"); shift ;;
+                *) args+=("$1"); shift ;;
+            esac
+        done
+        "$VENV/bin/python" -m benchmarks --json "$json" ${args[@]+"${args[@]}"}
+        "$VENV/bin/python" -m benchmarks.e2e --json "$json" ${quick[@]+"${quick[@]}"}
+        "$VENV/bin/python" -m benchmarks.invalidation --json "$json" ${quick[@]+"${quick[@]}"}
+        "$VENV/bin/python" -m benchmarks.rss --json "$json" ${quick[@]+"${quick[@]}"}
+        if [ "$json" -ef docs/_static/performance.json ]; then
+            "$VENV/bin/python" -m benchmarks.report "$json"
+        else
+            say "results in $json; docs/performance.rst: $VENV/bin/python -m benchmarks.report $json"
+        fi
         ;;
     *)
         echo "usage: ./dev.sh example|test|bench|matrix|install [args]" >&2

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             harness.measure(bench, args.rounds, args.target_ms / 1000)
             for contender in bench.available():
                 harness.count(contender, admin)
+            if bench.cleanup is not None:
+                bench.cleanup()
         computed = goals.compute(benches)
         run_meta = results.meta(redis_version=server.version(), rounds=args.rounds,
                                 target_ms=args.target_ms, quick=args.quick,

@@ -31,6 +31,8 @@ import time
 import urllib.request
 from typing import Any
 
+from .goals import Goal
+from .results import merge
 from .server import LocalRedis, free_port
 
 NO_CACHE = "no cache"
@@ -181,23 +183,35 @@ def run(rounds: int, seconds: float, connections: int) -> dict[str, Any]:
             "met": ratios[NEAR] >= GOAL, "near_cache_local_hits_one_worker": local_hits}
 
 
+def goals(result: dict[str, Any]) -> list[Goal]:
+    ratios = result["ratio_to_no_cache"]
+    return [Goal("e2e_near_cache_rps", "gunicorn + wrk: memoized route with the process near-cache "
+                 "÷ the same route without any cache (requests/s)", round(ratios[NEAR], 3), GOAL, ">=",
+                 "×", f"{result['rps'][NEAR]:.0f} vs {result['rps'][NO_CACHE]:.0f} req/s (medians); "
+                 f"one GET per hit {ratios[OURS]:.2f}×, Flask-Caching {ratios[FC]:.2f}×")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per contender and round")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (1 round of 2 s)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="add the results to this JSON (the one python -m benchmarks wrote)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = 1, 2.0
     result = run(args.rounds, args.seconds, args.connections)
     print(f"\n{'contender':<28} {'req/s (median)':>15} {'÷ no cache':>11}")
     for name in CONTENDERS:
         print(f"{name:<28} {result['rps'][name]:15.0f} {result['ratio_to_no_cache'][name]:10.2f}×")
     verdict = "met" if result["met"] else "NOT met"
     print(f"goal: near-cache >= {GOAL}x no cache: {verdict}")
+    result["quick"] = args.quick
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
-            fh.write("\n")
+        merge(args.json, "e2e", result, goals(result))
+        print(f"results added to {args.json}")
     return 0
 
 

@@ -22,7 +22,7 @@ class Goal:
     value: float | None
     target: float | None
     comparison: str  # "<=", ">=" or "" (informational)
-    unit: str  # "×" or "round trips"
+    unit: str  # "×", "round trips", or "ms"/"MB" (benchmarks.invalidation, benchmarks.rss)
     detail: str
 
     @property
@@ -99,6 +99,15 @@ def compute(benches: list[Benchmark]) -> list[Goal]:
         goals.append(Goal("session_read_minus_cookie", label, (ours - cookie) / trip, None, "",
                           "round trips", f"{OURS} {ours:.1f} µs, {COOKIE} {cookie:.1f} µs, "
                           f"round trip (raw GET in a loop) {trip:.1f} µs (medians)"))
+    ratio("memoize_hit_process_vs_raw",
+          "memoize hit, process near-cache: flask-rediscache ÷ raw GET + pickle.loads",
+          "memoize_hit_process", OURS, RAW, "<=", 0.15)
+    ratio("memoize_hit_process_vs_flask_caching",
+          "memoize hit, process near-cache: Flask-Caching ÷ flask-rediscache (times faster)",
+          "memoize_hit_process", FC, OURS, "", None)
+    ratio("repeat_read_request_vs_raw",
+          "repeat read, request-local: flask-rediscache ÷ raw GET + pickle.loads",
+          "repeat_read_request", OURS, RAW, "<=", 0.15)
     ratio("get_many_vs_raw", "get_many(100): flask-rediscache ÷ raw MGET + 100 pickle.loads",
           "get_many", OURS, RAW, "<=", 1.3)
     ratio("get_many_vs_singles", "get_many(100) ÷ 100 single gets", "get_many", OURS, SINGLES, "", None)
@@ -115,17 +124,21 @@ def compute(benches: list[Benchmark]) -> list[Goal]:
     return goals
 
 
+#: How a goal's unit follows its number ("round trips" goes without, as the label says it).
+_SUFFIX = {"×": "×", "ms": " ms", "MB": " MB"}
+
+
 def fmt_value(goal: dict[str, Any]) -> str:
     if goal["value"] is None:
         return "n/a"
-    return f"{goal['value']:.2f}" + ("×" if goal["unit"] == "×" else "")
+    return f"{goal['value']:.2f}" + _SUFFIX.get(goal["unit"], "")
 
 
 def fmt_target(goal: dict[str, Any]) -> str:
     if goal["target"] is None:
         return "(informational)"
     sym = {"<=": "≤", ">=": "≥"}[goal["comparison"]]
-    return f"{sym} {goal['target']:g}" + ("×" if goal["unit"] == "×" else "")
+    return f"{sym} {goal['target']:g}" + _SUFFIX.get(goal["unit"], "")
 
 
 def fmt_met(goal: dict[str, Any]) -> str:

@@ -86,6 +86,8 @@ class Benchmark:
     ref: str
     contenders: list[Contender]
     note: str = ""
+    #: Called once the benchmark is measured and counted (stops what it runs in the background).
+    cleanup: Callable[[], None] | None = None
 
     def get(self, key: str) -> Contender | None:
         return next((c for c in self.contenders if c.key == key), None)
@@ -138,7 +140,7 @@ def counting_round_trips() -> Iterator[list[int]]:
 
     def counted(self: Any, command: Any, check_health: bool = True) -> Any:
         counter[0] += 1
-        return original(self, command, check_health)
+        return original(self, command, check_health)  # type: ignore[no-untyped-call]
 
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
     try:

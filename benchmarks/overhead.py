@@ -58,9 +58,10 @@ def build() -> tuple[Flask, Callable[[], Any]]:
     cache = RedisCache(app)
     state = get_state(app)
     stub = StubClient()
-    state.store.client = stub
-    if getattr(state.store, "reader", None) is not None:
-        state.store.reader = stub
+    store: Any = state.store  # the stub is not a redis-py client
+    store.client = stub
+    if getattr(store, "reader", None) is not None:
+        store.reader = stub
 
     @cache.memoize(timeout=300)
     def load_product(pid: int) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """``python -m benchmarks.report RESULTS.json`` → ``docs/performance.rst`` and its chart.
 
 The page is generated from a run's JSON output, never typed by hand, so every
-number in it is one the benchmark printed. Regenerate it with::
+number in it is one the benchmark printed. ``./dev.sh bench`` runs every
+benchmark into ``docs/_static/performance.json`` and regenerates it; by hand::
 
-    ./dev.sh bench --json docs/_static/performance.json
+    .venv/bin/python -m benchmarks --json docs/_static/performance.json
+    .venv/bin/python -m benchmarks.invalidation --json docs/_static/performance.json
+    .venv/bin/python -m benchmarks.rss --json docs/_static/performance.json
     .venv/bin/python -m benchmarks.report docs/_static/performance.json
 """
 
@@ -18,6 +21,7 @@ import textwrap
 from typing import Any
 
 from .goals import fmt_met, fmt_target, fmt_value
+from .local import OURS_REMOTE
 from .results import FORMAT_VERSION, fmt_commands, fmt_trips
 from .suites import OURS
 
@@ -27,7 +31,7 @@ DEFAULT_CHART = os.path.join(ROOT, "docs", "_static", "performance.svg")
 COLOURS = {OURS: "#c0392b", "redis-py": "#7f8c8d", "redis-py (bounded pool)": "#bdc3c7",
            "Flask-Caching": "#2980b9", "Flask-Session": "#8e44ad", "cookie session": "#27ae60",
            "cookie session + 1 GET": "#82e0aa",
-           "no cache": "#95a5a6",
+           "no cache": "#95a5a6", OURS_REMOTE: "#e6b0aa",
            "singles": "#e67e22"}
 LEGEND = {"singles": "flask-rediscache, 100 single calls"}
 
@@ -108,6 +112,9 @@ def page(data: dict[str, Any], chart_name: str, json_name: str | None) -> str:
                          fmt_trips(c["round_trips"]), fmt_commands(c["commands"])])
         lines += _list_table(["Contender", "µs", "p25–p75", "Ratio", "Trips", "Commands"], rows,
                              "36 10 16 8 6 24")
+    lines += _e2e(data.get("e2e"))
+    lines += _invalidation(data.get("invalidation"))
+    lines += _rss(data.get("rss"))
     lines += _title("How it was measured", "-")
     lines += [
         "``python -m benchmarks`` starts its own redis-server (no persistence, loopback only) and",
@@ -122,13 +129,25 @@ def page(data: dict[str, Any], chart_name: str, json_name: str | None) -> str:
         "and a key prefix: Flask-Session's default permanent sessions are rewritten on every request",
         "(``SESSION_REFRESH_EACH_REQUEST``), which is why its read-only request also costs a ``SET``.",
         "",
+        "The local cache's benchmarks use an app of their own with ``REDIS_LOCAL_CACHE`` set, in its",
+        "own namespace. The process near-cache's tracking connection is stopped while the other",
+        "contenders run and started again (untimed) before its own batches, so its listener never",
+        "runs during theirs; the request-local read reuses one app context in which the key was",
+        "read once. Both are checked first: the value comes back and a repeat costs no round trip.",
+        "The invalidation delay and the memory figures come from ``python -m benchmarks.invalidation``",
+        "and ``python -m benchmarks.rss``, each with a redis-server of its own; their modules'",
+        "docstrings describe them.",
+        "",
     ]
     lines += _title("Regenerating this page", "-")
     source = json_name or "RESULTS.json"
     lines += [
-        "::",
+        f"``./dev.sh bench`` runs all of it into ``{source}`` and regenerates this page; by hand::",
         "",
-        f"    ./dev.sh bench --json {source}",
+        f"    .venv/bin/python -m benchmarks --json {source}",
+        f"    .venv/bin/python -m benchmarks.e2e --json {source}",
+        f"    .venv/bin/python -m benchmarks.invalidation --json {source}",
+        f"    .venv/bin/python -m benchmarks.rss --json {source}",
         f"    .venv/bin/python -m benchmarks.report {source}",
         "",
         "``python -m benchmarks --quick`` is a smoke run of a few seconds; ``--only memoize_hit,get``",
@@ -138,12 +157,89 @@ def page(data: dict[str, Any], chart_name: str, json_name: str | None) -> str:
     return "\n".join(lines)
 
 
+def _e2e(e2e: dict[str, Any] | None) -> list[str]:
+    if not e2e:
+        return []
+    lines = _title("Requests per second under gunicorn", "~")
+    lines += [
+        f"One route returning a 50-item JSON catalog, served by gunicorn ({e2e['workers']} workers ×",
+        f"{e2e['threads']} threads, gthread) and loaded by ``wrk`` ({e2e['connections']} connections,",
+        f"{e2e['seconds']:g} s per contender and round, {e2e['rounds']} rounds, order rotating) on this",
+        f"{e2e['cpus']}-CPU machine, which runs gunicorn, wrk and Redis at once. \"no cache\" builds the",
+        "payload in the view; the others return a memoized function's result. The ratio is the",
+        "median of the per-round ratios to \"no cache\"; every response was a 2xx.",
+        "",
+    ]
+    if e2e.get("quick"):
+        lines += ["(A ``--quick`` run: one short round.)", ""]
+    rows = [[name, f"{e2e['rps'][name]:.0f}", f"{e2e['ratio_to_no_cache'][name]:.2f}×"]
+            for name in e2e["rps"]]
+    lines += _list_table(["Contender", "requests/s (median)", "÷ no cache"], rows, "40 30 30")
+    return lines
+
+
+def _invalidation(inv: dict[str, Any] | None) -> list[str]:
+    if not inv:
+        return []
+    lo, hi = inv["pause_ms"]
+    lines = _title("Invalidation delay (process near-cache)", "~")
+    lines += [
+        f"Another process sets a key {inv['writes']} times (a new value each time, then a pause of",
+        f"{lo:g}–{hi:g} ms) while a process with ``REDIS_LOCAL_CACHE = \"process\"`` loops ``cache.get`` of",
+        "it in one thread, served from its copy. The delay of a write is the time from the writer's",
+        "``cache.set`` returning to the reader first returning the new value (``time.monotonic()``,",
+        "one clock for every process on Linux): the invalidation message, the reader noticing it on",
+        "its next lookup and the refill's round trip.",
+        "",
+    ]
+    if inv.get("quick"):
+        lines += ["(A ``--quick`` run: few writes, rough percentiles.)", ""]
+    reader = inv["reader"]
+    rows = [[f"{inv['p50_ms']:.3f}", f"{inv['p90_ms']:.3f}", f"{inv['p99_ms']:.3f}", f"{inv['max_ms']:.3f}",
+             f"{inv['min_ms']:.3f}", f"{inv['mean_ms']:.3f}"]]
+    lines += _list_table(["p50 (ms)", "p90", "p99", "max", "min", "mean"], rows, "17 17 17 17 16 16")
+    fs = inv.get("from_send")
+    if fs:
+        lines += ["Counted from just before the writer's ``cache.set`` instead (never negative, but",
+                  f"including the writer's own call): p50 {fs['p50_ms']:.3f} ms, p99 {fs['p99_ms']:.3f} ms,",
+                  f"max {fs['max_ms']:.3f} ms. A negative delay means the writer was descheduled between",
+                  "Redis answering and ``cache.set`` returning.", ""]
+    lines += [f"The reader's near-cache served {reader['hits']:,} hits, missed {reader['misses']:,} times",
+              f"and received {reader['invalidations']:,} invalidations, on one tracking connection",
+              "that stayed up throughout.", ""]
+    return lines
+
+
+def _rss(rss: dict[str, Any] | None) -> list[str]:
+    if not rss:
+        return []
+    nc = rss["near_cache"]
+    lines = _title("Memory of a full near-cache", "~")
+    lines += [
+        "One process with ``REDIS_LOCAL_CACHE = \"process\"`` and ``REDIS_LOCAL_CACHE_SIZE =",
+        f"{rss['local_cache_size']}`` reads {rss['keys']:,} distinct keys with ``get_many`` in batches of",
+        f"{rss['batch']:,} (one key in {rss['stored_every']} stored, the others missing, which are kept",
+        "too). The resident set size (``/proc/self/statm``, after ``gc.collect()``) after each",
+        "number of keys read:",
+        "",
+    ]
+    if rss.get("quick"):
+        lines += ["(A ``--quick`` run: fewer keys.)", ""]
+    header = [f"{done:,}" for done, _ in rss["samples"]]
+    lines += _list_table(["keys read", *header], [["RSS (MB)", *[f"{mb:.1f}" for _, mb in rss["samples"]]]],
+                         " ".join(["16"] + ["7"] * len(header)))
+    lines += [f"Growth after the first {rss['warmup_keys']:,} keys: {rss['growth_mb']:+.2f} MB. At the end",
+              f"the near-cache held {nc['entries']:,} copies ({nc['bytes'] / 1024 / 1024:.1f} MB by its own",
+              f"count) and had evicted {nc['evictions']:,}.", ""]
+    return lines
+
+
 def _paired(c: dict[str, Any], ref: dict[str, Any]) -> float:
     """``c``'s time relative to ``ref``: median of the per-round ratios (as the tables)."""
     a, b = c["samples_us"], ref["samples_us"]
     if len(a) != len(b) or not a:
         return float(c["median_us"] / ref["median_us"])
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+    return float(statistics.median(x / y for x, y in zip(a, b, strict=True)))
 
 
 def chart(data: dict[str, Any], path: str) -> None:
@@ -163,12 +259,12 @@ def chart(data: dict[str, Any], path: str) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 11), height_ratios=[len(goals) + 1.5, 10])
 
     ys = list(range(len(goals)))[::-1]
-    for y, g in zip(ys, goals, strict=True):
+    for row, g in zip(ys, goals, strict=True):
         colour = {True: "#27ae60", False: "#e67e22", None: "#95a5a6"}[g["met"]]
-        top.barh(y, g["value"], color=colour, height=0.6)
-        top.text(g["value"], y, f"  {fmt_value(g)}", va="center", fontsize=8)
+        top.barh(row, g["value"], color=colour, height=0.6)
+        top.text(g["value"], row, f"  {fmt_value(g)}", va="center", fontsize=8)
         if g["target"] is not None:
-            top.plot([g["target"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
+            top.plot([g["target"]] * 2, [row - 0.4, row + 0.4], color="black", linewidth=2)
     top.set_yticks(ys, [textwrap.fill(g["label"], 40) for g in goals], fontsize=8)
     top.set_title("Goals (bar: measured, black tick: target; green = met)", fontsize=10)
     top.set_xlabel("ratio")

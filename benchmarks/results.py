@@ -7,6 +7,7 @@ so the published page can only show what a run printed.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -99,6 +100,22 @@ def to_dict(benches: list[Benchmark], goals: list[Goal], run_meta: dict[str, Any
         out.append({"key": b.key, "title": b.title, "unit": b.unit, "ref": b.ref, "note": b.note,
                     "contenders": rows})
     return {"meta": run_meta, "benchmarks": out, "goals": [g.as_dict() for g in goals]}
+
+
+def merge(path: str, section: str, payload: dict[str, Any], goals: list[Goal]) -> None:
+    """Add the results of a benchmark run on its own (``python -m benchmarks.invalidation``,
+    ``benchmarks.rss``) to the JSON at ``path``: ``payload`` under ``section``, and ``goals``
+    replacing any of the same keys. A missing file is started with just these."""
+    data: dict[str, Any] = {"goals": []}
+    if os.path.exists(path):
+        with open(path) as fh:
+            data = json.load(fh)
+    data[section] = payload
+    keys = {g.key for g in goals}
+    data["goals"] = [g for g in data.get("goals", []) if g["key"] not in keys] + [g.as_dict() for g in goals]
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
 
 
 def fmt_commands(commands: dict[str, float]) -> str:

@@ -6,6 +6,7 @@ A contender whose library lacks a feature is listed as unavailable with the
 reason, instead of being silently dropped. Before a request benchmark is
 timed, its responses are checked (the session really holds the user, the
 counter really increments), so a broken contender cannot look fast.
+The local cache's benchmarks (``REDIS_LOCAL_CACHE``) are in :mod:`benchmarks.local`.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class Apps:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.raw = redis.Redis.from_url(url)
+        # Any: redis-py types replies as a union including str; these are bytes (no decoding).
+        self.raw: Any = redis.Redis.from_url(url)
         self.ours_app, self.ours = self._ours()
         self.fc_app, self.fc = self._flask_caching()
         self.fs_app, self.fs_error = self._flask_session()
@@ -144,12 +146,14 @@ def _contender(key: str, label: str, build: Callable[[], Callable[[], Any]],
         op = build()
     except Exception as exc:  # a broken contender is reported, not fatal
         return Contender(key, label, unavailable=f"{type(exc).__name__}: {exc}")
-    kwargs = {"context": context} if context is not None else {}
-    return Contender(key, label, op, **kwargs)
+    if context is None:
+        return Contender(key, label, op)
+    return Contender(key, label, op, context=context)
 
 
 # -- the benchmarks -----------------------------------------------------------
 def build(apps: Apps) -> list[Any]:
+    from . import local
     from .harness import Benchmark
 
     return [
@@ -176,6 +180,7 @@ def build(apps: Apps) -> list[Any]:
         Benchmark("session_write", "writing session request", "request", COOKIE,
                   _session(apps, "write"),
                   "a test-client POST that increments a counter in the session"),
+        *local.build(apps),
     ]
 
 
@@ -194,7 +199,7 @@ def _memoize_hit(apps: Apps) -> list[Any]:
 
     def build_blocking() -> Callable[[], Any]:
         pool = redis.BlockingConnectionPool.from_url(apps.url, max_connections=5, timeout=5)
-        client = redis.Redis(connection_pool=pool)
+        client: Any = redis.Redis(connection_pool=pool)
         return lambda: pickle.loads(client.get(b"raw:product:7"))
 
     def build_ours() -> Callable[[], Any]:
@@ -207,7 +212,7 @@ def _memoize_hit(apps: Apps) -> list[Any]:
         return lambda: load_product(7)
 
     def build_fc() -> Callable[[], Any]:
-        @fc.memoize(timeout=300)
+        @fc.memoize(timeout=300)  # type: ignore[untyped-decorator]
         def load_product(pid: int) -> dict[str, Any]:
             return product(pid)
 
@@ -265,7 +270,7 @@ def _memoize_miss(apps: Apps) -> list[Any]:
     def build_fc() -> Callable[[], Any]:
         counter = itertools.count()
 
-        @fc.memoize(timeout=300)
+        @fc.memoize(timeout=300)  # type: ignore[untyped-decorator]
         def load_product(pid: int) -> dict[str, Any]:
             return product(pid)
         return lambda: load_product(next(counter))
