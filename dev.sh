@@ -214,7 +214,7 @@ case "${1:-}" in
         bootstrap dev
         say "installed in $(($(date +%s) - started))s"
         "$VENV/bin/ruff" check .
-        "$VENV/bin/mypy" flask_rediscache
+        "$VENV/bin/mypy" flask_rediscache benchmarks
         "$VENV/bin/sphinx-build" -W --keep-going -q -b html docs docs/_build/html
         status=0
         "$VENV/bin/python" -m pytest "$@" || status=$?
