@@ -633,3 +633,35 @@ def test_a_suspect_breaker_bypasses_copies_until_redis_answers(make_app, redis_s
     assert breaker.failures == 0
     assert cache.get("k") == "v"
     assert counts(redis_server) == {"get": 1, "pttl": 1}
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
+def test_fetch_and_cached_views_are_served_locally(make_app, redis_server, mode):
+    app = make_app(REDIS_URL=redis_server.url, REDIS_LOCAL_CACHE=mode)
+    cache = _ext(app)
+    if mode == "process":
+        tracking_up(app)
+    computed: list[str] = []
+
+    @app.get("/page")
+    @cache.cached(60)
+    def page() -> str:
+        computed.append("page")
+        return "rendered"
+
+    @app.get("/fetched")
+    def fetched() -> str:
+        first = cache.fetch("f", lambda: computed.append("f") or "F", timeout=60)
+        second = cache.fetch("f", lambda: computed.append("f") or "F", timeout=60)
+        return f"{first}{second}"
+
+    client = app.test_client()
+    for _ in range(2):  # process mode: this process's own writes drop its copies; the next read refills
+        assert client.get("/page").text == "rendered"
+        assert client.get("/fetched").text == "FF"
+    redis_server.reset_stats()
+    assert client.get("/fetched").text == "FF"
+    assert client.get("/page").text == "rendered"
+    assert computed == ["page", "f"]
+    expected = {} if mode == "process" else {"get": 2}  # request mode: one read per request
+    assert counts(redis_server) == expected
