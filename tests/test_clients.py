@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import redis
 
-from flask_rediscache import clients
-from flask_rediscache.clients import BoundedPool, build_target, build_targets
+from flask_rediscache import clients, clients_cluster
+from flask_rediscache.clients import build_target, build_targets
 from flask_rediscache.config import ConfigError
 from flask_rediscache.config_loader import load_settings
 from flask_rediscache.errors import CircuitOpenError, PoolExhaustedError
+from flask_rediscache.pools import BoundedPool
 from flask_rediscache.retrying import make_retry
 
 from .servers import RedisServer, free_port
@@ -227,7 +228,7 @@ def test_purposes_sharing_a_url_share_one_pool(server):
 
 def test_sentinel_and_cluster_pools_are_bounded_pools():
     assert issubclass(clients.BlockingSentinelConnectionPool, BoundedPool)
-    assert clients.ClusterNodePool is BoundedPool
+    assert clients_cluster.ClusterNodePool is BoundedPool
     assert issubclass(PoolExhaustedError, PoolExhaustedError)
 
 
@@ -250,7 +251,7 @@ def test_lazy_cluster_scripts_can_be_registered_while_the_cluster_is_down(server
             raise redis.ConnectionError("refused")
         return server.client()
 
-    lazy = clients.LazyCluster(factory, 0, redis.ConnectionError("refused"))
+    lazy = clients_cluster.LazyCluster(factory, 0, redis.ConnectionError("refused"))
     script = lazy.register_script("return ARGV[1]")
     with pytest.raises(redis.ConnectionError, match="unreachable"):
         script(args=["hi"])
@@ -262,6 +263,6 @@ def test_lazy_cluster_answers_like_a_cluster_without_connecting():
     def factory() -> Any:
         raise AssertionError("must not connect")
 
-    lazy = clients.LazyCluster(factory, 3600, redis.ConnectionError("refused"))
+    lazy = clients_cluster.LazyCluster(factory, 3600, redis.ConnectionError("refused"))
     assert getattr(lazy, "connection_pool", None) is None  # no standalone pool, as on RedisCluster
     lazy.close()  # nothing was built: nothing to close, no connection attempt

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-from flask_rediscache.clients import BlockingSentinelConnectionPool, BoundedPool, build_targets
+from flask_rediscache.clients import BlockingSentinelConnectionPool, build_targets
 from flask_rediscache.config_loader import load_settings
 from flask_rediscache.errors import PoolExhaustedError
+from flask_rediscache.pools import BoundedPool
 
 from .topology_servers import RedisClusterNodes, start_sentinel_setup, wait_until
 

@@ -18,8 +18,9 @@ import redis
 from flask import session
 from redis.cluster import RedisCluster
 
-from flask_rediscache.clients import BoundedPool, LazyCluster
+from flask_rediscache.clients_cluster import LazyCluster
 from flask_rediscache.errors import PoolExhaustedError
+from flask_rediscache.pools import BoundedPool
 from flask_rediscache.state import get_state
 
 from .support import Recorder
