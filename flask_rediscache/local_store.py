@@ -27,10 +27,11 @@ from .config import Settings
 from .local_cache import ABSENT, Copies, _Absent
 from .local_sources import ProcessSource, RequestSource, Source
 from .retrying import Retrier
-from .store import Entry, Store
+from .store import Entry, Store, make_entry
 from .tracking import Tracker
 
 LOCAL_MISSING: Final = Entry(MISS, False, True)
+
 
 
 _SIGNED: Final = bytes((VERSION,))
@@ -89,18 +90,28 @@ class LocalStore(Store):
 
     # -- reads ---------------------------------------------------------------------
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
-        raw = self.source.lookup(rkey) if self._serving() else ABSENT
-        if raw is not ABSENT:
-            return self._local(rkey, raw, counters, version)
-        return self._decode_many([rkey], self._fill([rkey]), counters, version)[0]
+        # The hot path of a local memoize hit: _serving() and _local() inlined.
+        breaker = self._breaker
+        if breaker is None or (breaker.state is CLOSED and not breaker.failures):
+            raw = self.source.lookup(rkey)
+            if raw is not ABSENT:
+                if raw is None:
+                    return LOCAL_MISSING
+                value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
+                if value is MISS:
+                    return LOCAL_MISSING
+                if expires_at is None:
+                    return make_entry((value, False, True))
+                return make_entry((value, expires_at <= time.time(), True))
+        return self._fill([rkey], counters, version)[0][0]
 
     def read_sized(self, rkey: bytes, counters: bool = False,
                    version: bytes | None = None) -> tuple[Entry, int]:
         raw = self.source.lookup(rkey) if self._serving() else ABSENT
         if raw is not ABSENT:
             return self._local(rkey, raw, counters, version), 0
-        raws = self._fill([rkey])
-        return self._decode_many([rkey], raws, counters, version)[0], len(raws[0] or b"")
+        entries, raws = self._fill([rkey], counters, version)
+        return entries[0], len(raws[0] or b"")
 
     def read_many(self, rkeys: Sequence[bytes], counters: bool = False,
                   version: bytes | None = None) -> list[Entry]:
@@ -120,23 +131,27 @@ class LocalStore(Store):
                 out.append(self._local(rkey, raw, counters, version))
         if not missing:
             return out, 0  # type: ignore[return-value]
-        raws = self._fill(list(dict.fromkeys(missing)))
-        fetched = dict(zip(dict.fromkeys(missing), raws, strict=True))
-        ordered = [fetched[rkey] for rkey in missing]
-        decoded = iter(self._decode_many(missing, ordered, counters, version))
-        return ([entry if entry is not None else next(decoded) for entry in out],
-                sum(len(raw) for raw in ordered if raw is not None))
+        distinct = list(dict.fromkeys(missing))
+        entries, raws = self._fill(distinct, counters, version)
+        fetched = dict(zip(distinct, entries, strict=True))
+        size = dict(zip(distinct, (len(raw) if raw is not None else 0 for raw in raws), strict=True))
+        merged = [entry if entry is not None else fetched[rkey]
+                  for entry, rkey in zip(out, rkeys, strict=True)]
+        return merged, sum(size[rkey] for rkey in missing)
 
     def _local(self, rkey: bytes, raw: bytes | None, counters: bool, version: bytes | None) -> Entry:
         if raw is None:
             return LOCAL_MISSING
-        value, expires_at = self.codec.decode(rkey, raw, counters, version)
+        # Only entries that decoded (signature checked for this key) were kept.
+        value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
         if value is MISS:
             return LOCAL_MISSING
         return Entry(value, expires_at is not None and expires_at <= time.time(), True)
 
-    def _fill(self, rkeys: list[bytes]) -> list[bytes | None]:
-        """Fetch distinct ``rkeys`` (with their TTLs in process mode) and keep what may be kept."""
+    def _fill(self, rkeys: list[bytes], counters: bool, version: bytes | None
+              ) -> tuple[list[Entry], list[bytes | None]]:
+        """Fetch and decode distinct ``rkeys`` (with their TTLs in process mode) and
+        keep what may be kept: missing keys, and entries that decoded."""
         source = self.source
         tokens = [source.begin(rkey) for rkey in rkeys]
         try:
@@ -152,10 +167,12 @@ class LocalStore(Store):
                 if token is not None:
                     source.finish(rkey, token, ABSENT, None)
             raise
-        for rkey, token, raw, pttl in zip(rkeys, tokens, raws, pttls, strict=True):
+        entries = self._decode_many(rkeys, raws, counters, version)
+        for rkey, token, raw, pttl, entry in zip(rkeys, tokens, raws, pttls, entries, strict=True):
             if token is not None:
-                source.finish(rkey, token, _keepable(raw, pttl), _expires_in(raw, pttl))
-        return raws
+                keep = _keepable(raw, pttl) if raw is None or entry.value is not MISS else ABSENT
+                source.finish(rkey, token, keep, _expires_in(raw, pttl))
+        return entries, raws
 
     def _fetch_with_ttl(self, rkeys: list[bytes]) -> tuple[list[bytes | None], list[int | None]]:
         """``GET`` (or ``MGET``) and a ``PTTL`` per key in one round trip."""
@@ -216,9 +233,9 @@ class LocalStore(Store):
         return count
 
     def _wrote(self, rkey: bytes, data: bytes, ok: bool) -> None:
-        if ok:
+        if ok and data[:1] == _SIGNED:
             self.source.wrote(rkey, data)
-        else:  # SET NX lost to another writer: what is there now is unknown here
+        else:  # a counter (never kept), or SET NX lost to another writer (what is there is unknown)
             self.source.forget((rkey,))
 
     def _changed(self, rkeys: Iterable[bytes], run: Callable[[], Any]) -> Any:

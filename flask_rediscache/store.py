@@ -51,6 +51,13 @@ class Entry(NamedTuple):
 MISSING: Final = Entry(MISS, False)
 
 
+def make_entry(fields: tuple[Any, bool, bool]) -> Entry:
+    """``Entry(*fields)`` without the generated ``__new__``'s argument handling
+    (what ``Entry._make`` does); about half a microsecond less per hit."""
+    entry: Entry = tuple.__new__(Entry, fields)
+    return entry
+
+
 class Store:
     """Cache-purpose commands for one app: raw Redis keys in, Python values out."""
 
@@ -93,8 +100,8 @@ class Store:
         if value is MISS:
             return MISSING
         if expires_at is None:
-            return Entry(value, False)
-        return Entry(value, expires_at <= time.time())
+            return make_entry((value, False, False))
+        return make_entry((value, expires_at <= time.time(), False))
 
     def read_sized(self, rkey: bytes, counters: bool = False,
                    version: bytes | None = None) -> tuple[Entry, int]:

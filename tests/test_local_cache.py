@@ -665,3 +665,15 @@ def test_fetch_and_cached_views_are_served_locally(make_app, redis_server, mode)
     assert computed == ["page", "f"]
     expected = {} if mode == "process" else {"get": 2}  # request mode: one read per request
     assert counts(redis_server) == expected
+
+
+def test_forged_signed_looking_bytes_are_never_kept(make_app, redis_server, other):
+    """Copies are decoded without a second signature check, so only entries that
+    passed it may be kept: bytes that merely look signed are a miss every time."""
+    app = make_app(REDIS_URL=redis_server.url, REDIS_LOCAL_CACHE="process")
+    cache = _ext(app)
+    tracker = tracking_up(app)
+    other.set(b"cache:forged", b"\xf1\x00" + b"\x00" * 16 + b"\x80\x04K\x01.")  # pickle of 1, no valid MAC
+    for _ in range(3):
+        assert cache.get("forged") is None
+    assert len(tracker.copies) == 0
