@@ -1,21 +1,8 @@
 """The process near-cache (``REDIS_LOCAL_CACHE = "process"``), kept correct by Redis.
 
 One :class:`Tracker` per process and Redis server holds the local copies and
-one dedicated connection on which it ran::
-
-    CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <namespace>:
-    SUBSCRIBE __redis__:invalidate
-
-From then on Redis sends the name of every key under the namespace that
-anyone modifies (or that expires or is evicted) to that connection, and a
-null message on ``FLUSHDB``/``FLUSHALL``. This works on Redis 6 and newer
-over RESP2, which is why the connection is forced to ``protocol=2``: under
-RESP3 the messages would arrive as push replies redis-py's connection does
-not hand back here. redis-py's ``PubSub`` is not used: it cannot send
-``CLIENT ID``/``CLIENT TRACKING`` on its connection before subscribing, and
-it silently reconnects and resubscribes, which would lose the tracking
-without telling us. The connection is driven through redis-py's public
-``Connection`` methods and never reused after an error.
+one dedicated connection on which Redis reports every change under the
+namespace (see :mod:`~flask_rediscache.tracking_protocol`).
 
 The rules that keep a copy correct:
 
@@ -51,14 +38,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any
 
 from .local_cache import ABSENT, Copies, _Absent
 from .masking import mask
+from .tracking_protocol import FLUSH, KEYS, PONG, parse, start_tracking
 
 logger = logging.getLogger("flask_rediscache")
-
-CHANNEL: Final = b"__redis__:invalidate"
 
 _trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
 
@@ -221,18 +207,17 @@ class Tracker:
         return True
 
     def _handle(self, message: Any) -> None:
-        if not isinstance(message, list) or not message:
+        parsed = parse(message)
+        if parsed is None:
             return
-        kind = message[0]
-        if kind == b"message" and len(message) == 3 and message[1] == CHANNEL:
-            keys = message[2]
-            if keys is None:  # FLUSHDB / FLUSHALL
-                self._reset()
-                return
+        kind, keys = parsed
+        if kind == KEYS:
             for key in keys:
                 self.invalidations += 1
                 self._invalidated(key)
-        elif kind == b"pong":
+        elif kind == FLUSH:  # FLUSHDB / FLUSHALL
+            self._reset()
+        elif kind == PONG:
             self._last_pong = self._clock()
 
     def _invalidated(self, key: bytes) -> None:
@@ -336,16 +321,7 @@ class Tracker:
     def _establish(self) -> None:
         conn = self._connect()
         try:
-            conn.connect()
-            conn.send_command("CLIENT", "ID")
-            client_id = int(conn.read_response())
-            conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
-                              "PREFIX", self.prefix)
-            conn.read_response()
-            conn.send_command("SUBSCRIBE", CHANNEL)
-            reply = conn.read_response()
-            if not (isinstance(reply, list) and reply[:2] == [b"subscribe", CHANNEL]):
-                raise RuntimeError(f"unexpected reply to SUBSCRIBE: {reply!r:.80}")
+            start_tracking(conn, self.prefix)
         except BaseException:
             conn.disconnect()
             raise
