@@ -24,9 +24,10 @@ from .config_loader import load_settings
 from .failopen import Boundary, LogLimiter, breaker_notifier
 from .local_store import build_local_store
 from .masking import mask_url
+from .null_store import NullStore
 from .retrying import Retrier, make_retry
 from .state import AppState
-from .store import NullStore, Store
+from .store import Store
 
 
 def _secrets(settings: Any) -> tuple[str, ...]:
