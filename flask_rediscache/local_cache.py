@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from typing import Final
+from typing import Final, NamedTuple
 
 
 class _Absent(enum.Enum):
@@ -32,6 +32,22 @@ class _Absent(enum.Enum):
 
 
 ABSENT: Final = _Absent.ABSENT
+
+
+class Unpacked(NamedTuple):
+    """A copy kept as the ``marshal`` form of its decoded value, with what the
+    entry's header said: rebuilding builtin values (dicts, lists, strings,
+    numbers...) from ``marshal`` is about a third cheaper than from a pickle,
+    and it still hands every caller a new object. Values ``marshal`` cannot
+    represent exactly (any other class, subclasses of builtins) stay pickles."""
+
+    data: bytes
+    expires_at: float | None
+    version: bytes | None
+
+
+#: What a copy holds: the stored entry's bytes, its unpacked form, or None (no such key).
+Copy = bytes | Unpacked | None
 #: Bytes charged for a copy besides its value (the key, the tuple, the dict slot):
 #: rough, but it keeps a cache of many tiny or missing entries bounded too.
 OVERHEAD_BYTES: Final = 100
@@ -55,7 +71,7 @@ class Copies:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.ttl = ttl
-        self._data: OrderedDict[bytes, tuple[bytes | None, float]] = OrderedDict()
+        self._data: OrderedDict[bytes, tuple[Copy, float]] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -64,7 +80,7 @@ class Copies:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: bytes, now: float) -> bytes | _Absent | None:
+    def get(self, key: bytes, now: float) -> Copy | _Absent:
         """The copy of ``key``, or :data:`ABSENT` (counted as a hit or a miss)."""
         item = self._data.get(key)
         if item is None:
@@ -78,13 +94,13 @@ class Copies:
         self.hits += 1
         return item[0]
 
-    def put(self, key: bytes, raw: bytes | None, now: float, expires_in: float | None = None) -> None:
+    def put(self, key: bytes, raw: Copy, now: float, expires_in: float | None = None) -> None:
         """Keep ``raw`` for ``key`` until ``min(ttl, expires_in)`` seconds from ``now``.
 
         A value larger than the whole byte budget is not kept (and any older
         copy of the key goes)."""
         self._drop(key)
-        size = OVERHEAD_BYTES + len(key) + (len(raw) if raw is not None else 0)
+        size = OVERHEAD_BYTES + len(key) + _size(raw)
         lifetime = self.ttl if expires_in is None else min(self.ttl, expires_in)
         if size > self.max_bytes or lifetime <= 0:
             return
@@ -105,5 +121,11 @@ class Copies:
     def _drop(self, key: bytes) -> None:
         item = self._data.pop(key, None)
         if item is not None:
-            self.bytes -= OVERHEAD_BYTES + len(key) + (len(item[0]) if item[0] is not None else 0)
+            self.bytes -= OVERHEAD_BYTES + len(key) + _size(item[0])
 
+
+
+def _size(copy: Copy) -> int:
+    if copy is None:
+        return 0
+    return len(copy.data) if isinstance(copy, Unpacked) else len(copy)

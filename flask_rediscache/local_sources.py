@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from flask import g, has_app_context
 
-from .local_cache import ABSENT, Copies, _Absent
+from .local_cache import ABSENT, Copies, Copy, _Absent
 from .tracking import Tracker
 
 #: The attribute of :data:`flask.g` holding a request-mode context's copies.
@@ -34,13 +34,13 @@ class Source:
 
     mode = ""
 
-    def lookup(self, key: bytes) -> bytes | _Absent | None:
+    def lookup(self, key: bytes) -> Copy | _Absent:
         raise NotImplementedError
 
     def begin(self, key: bytes) -> int | None:
         raise NotImplementedError
 
-    def finish(self, key: bytes, token: int, raw: bytes | _Absent | None,
+    def finish(self, key: bytes, token: int, raw: Copy | _Absent,
                expires_in: float | None) -> None:
         raise NotImplementedError
 
@@ -88,7 +88,7 @@ class RequestSource(Source):
             setattr(g, G_ATTR, copies)
         return copies
 
-    def lookup(self, key: bytes) -> bytes | _Absent | None:
+    def lookup(self, key: bytes) -> Copy | _Absent:
         copies = self._copies(False)
         if copies is None:
             if has_app_context():  # the context's first read: a miss like any other
@@ -104,7 +104,7 @@ class RequestSource(Source):
     def begin(self, key: bytes) -> int | None:
         return 0 if has_app_context() else None
 
-    def finish(self, key: bytes, token: int, raw: bytes | _Absent | None,
+    def finish(self, key: bytes, token: int, raw: Copy | _Absent,
                expires_in: float | None) -> None:
         copies = self._copies(True)
         if copies is not None:

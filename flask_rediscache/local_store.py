@@ -16,6 +16,7 @@ judges logical expiry exactly as a read from Redis would.
 
 from __future__ import annotations
 
+import marshal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
@@ -24,7 +25,7 @@ from .breaker import CLOSED, CircuitBreaker
 from .clients import Target
 from .codec import MISS, PEEK_BYTES, VERSION, Codec
 from .config import Settings
-from .local_cache import ABSENT, Copies, _Absent
+from .local_cache import ABSENT, Copies, Copy, Unpacked, _Absent
 from .local_sources import ProcessSource, RequestSource, Source
 from .retrying import Retrier
 from .store import Entry, Store, make_entry
@@ -44,6 +45,20 @@ def _keepable(raw: bytes | None, pttl: int | None) -> bytes | _Absent | None:
     if raw is None:
         return None if pttl is None or pttl == -2 else ABSENT
     return raw if raw[:1] == _SIGNED and pttl != -2 else ABSENT
+
+
+def _unpacked(raw: bytes, value: Any) -> bytes | Unpacked:
+    """The copy to keep of the entry ``raw`` that decoded to ``value``: its
+    :class:`~flask_rediscache.local_cache.Unpacked` form when ``marshal``
+    represents the value exactly (it refuses other classes and subclasses)."""
+    try:
+        data = marshal.dumps(value)
+    except ValueError:
+        return raw
+    meta = Codec.peek(raw[:PEEK_BYTES])
+    if meta is None:
+        return raw
+    return Unpacked(data, meta[0], meta[1])
 
 
 def _expires_in(raw: bytes | None, pttl: int | None) -> float | None:
@@ -97,9 +112,14 @@ class LocalStore(Store):
             if raw is not ABSENT:
                 if raw is None:
                     return LOCAL_MISSING
-                value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
-                if value is MISS:
-                    return LOCAL_MISSING
+                if isinstance(raw, Unpacked):
+                    if version is not None and raw.version != version:
+                        return LOCAL_MISSING
+                    value, expires_at = marshal.loads(raw.data), raw.expires_at
+                else:  # only entries that decoded (signature checked for this key) are kept
+                    value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
+                    if value is MISS:
+                        return LOCAL_MISSING
                 if expires_at is None:
                     return make_entry((value, False, True))
                 return make_entry((value, expires_at <= time.time(), True))
@@ -139,13 +159,17 @@ class LocalStore(Store):
                   for entry, rkey in zip(out, rkeys, strict=True)]
         return merged, sum(size[rkey] for rkey in missing)
 
-    def _local(self, rkey: bytes, raw: bytes | None, counters: bool, version: bytes | None) -> Entry:
+    def _local(self, rkey: bytes, raw: Copy, counters: bool, version: bytes | None) -> Entry:
         if raw is None:
             return LOCAL_MISSING
-        # Only entries that decoded (signature checked for this key) were kept.
-        value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
-        if value is MISS:
-            return LOCAL_MISSING
+        if isinstance(raw, Unpacked):
+            if version is not None and raw.version != version:
+                return LOCAL_MISSING
+            value, expires_at = marshal.loads(raw.data), raw.expires_at
+        else:  # only entries that decoded (signature checked for this key) are kept
+            value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
+            if value is MISS:
+                return LOCAL_MISSING
         return Entry(value, expires_at is not None and expires_at <= time.time(), True)
 
     def _fill(self, rkeys: list[bytes], counters: bool, version: bytes | None
@@ -170,7 +194,10 @@ class LocalStore(Store):
         entries = self._decode_many(rkeys, raws, counters, version)
         for rkey, token, raw, pttl, entry in zip(rkeys, tokens, raws, pttls, entries, strict=True):
             if token is not None:
-                keep = _keepable(raw, pttl) if raw is None or entry.value is not MISS else ABSENT
+                keep: Copy | _Absent = (_keepable(raw, pttl) if raw is None or entry.value is not MISS
+                                        else ABSENT)
+                if isinstance(keep, bytes):
+                    keep = _unpacked(keep, entry.value)
                 source.finish(rkey, token, keep, _expires_in(raw, pttl))
         return entries, raws
 

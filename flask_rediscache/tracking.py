@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .local_cache import ABSENT, Copies, _Absent
+from .local_cache import ABSENT, Copies, Copy, _Absent
 from .masking import mask
 from .tracking_protocol import FLUSH, KEYS, PONG, parse, start_tracking
 
@@ -117,7 +117,7 @@ class Tracker:
         """Whether copies are being served (tracking established and healthy)."""
         return self._up
 
-    def lookup(self, key: bytes) -> bytes | _Absent | None:
+    def lookup(self, key: bytes) -> Copy | _Absent:
         """The copy of ``key`` (after applying any pending invalidation), or :data:`ABSENT`."""
         if not self._up:
             self._wake()
@@ -141,7 +141,7 @@ class Tracker:
             self._inflight[key] = self._inflight.get(key, 0) + 1
             return self._seq
 
-    def finish(self, key: bytes, token: int, raw: bytes | _Absent | None,
+    def finish(self, key: bytes, token: int, raw: Copy | _Absent,
                expires_in: float | None = None) -> None:
         """End the read :meth:`begin` registered; keep ``raw`` (unless it is
         :data:`ABSENT`) if nothing could have invalidated it meanwhile."""

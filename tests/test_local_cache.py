@@ -677,3 +677,52 @@ def test_forged_signed_looking_bytes_are_never_kept(make_app, redis_server, othe
     for _ in range(3):
         assert cache.get("forged") is None
     assert len(tracker.copies) == 0
+
+
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and other.x == self.x
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
+def test_local_hits_return_the_same_types_as_redis(make_app, redis_server, mode):
+    """Copies of builtin values are rebuilt with marshal, everything else from the
+    pickle: either way a local hit returns what a read from Redis returns."""
+    from collections import OrderedDict, namedtuple
+
+    pair = namedtuple("pair", "a b")
+    shared = [1, 2]
+    values: dict[str, Any] = {
+        "dict": {"a": [1, 2.5, "x", b"y", None, True]}, "tuple": (1, (2, 3)), "set": {1, 2},
+        "frozenset": frozenset({"a"}), "bool": False, "big": 2**80, "text": "é\udcff",
+        "ordered": OrderedDict(a=1), "pair": pair(1, 2), "point": Point(3),
+        "shared": [shared, shared], "none": None, "complex": 1 + 2j,
+    }
+    globals()["pair"] = pair  # picklable by reference
+    pair.__qualname__ = "pair"
+    app = make_app(REDIS_URL=redis_server.url, REDIS_LOCAL_CACHE=mode)
+    cache = _ext(app)
+    if mode == "process":
+        tracking_up(app)
+    with app.app_context():
+        for name, value in values.items():
+            cache.set(name, value)
+    with app.app_context():
+        for name, value in values.items():
+            from_redis = cache.get(name)
+            local = cache.get(name)
+            assert from_redis == local == value, name
+            assert type(local) is type(value) is type(from_redis), name
+            assert local is not from_redis or value is None or isinstance(value, bool), name
+        shared_back = cache.get("shared")
+        assert shared_back[0] is shared_back[1]
+    assert cache.local_cache_stats()["hits"] >= len(values)
+    if mode == "process":
+        from flask_rediscache.local_cache import Unpacked
+
+        kept = {key: copy for key, (copy, _) in tracker_of(app).copies._data.items()}
+        assert isinstance(kept[b"cache:dict"], Unpacked)
+        assert isinstance(kept[b"cache:point"], bytes) and isinstance(kept[b"cache:ordered"], bytes)
