@@ -1,10 +1,10 @@
 """The one blocking reader of a process: ``XREAD BLOCK`` on every watched channel, fanned out.
 
 Every open stream of an app (see :mod:`~flask_rediscache.cable`) registers a
-:class:`Subscription` here; one daemon thread per :class:`Reader` sends one
-``XREAD BLOCK`` for all the channels that have subscribers and pushes what
-arrives to each subscription's queue. So 500 open streams in a worker are one
-blocked Redis connection, not 500.
+:class:`~flask_rediscache.cable_subscription.Subscription` here; one daemon
+thread per :class:`Reader` sends one ``XREAD BLOCK`` for all the channels
+that have subscribers and pushes what arrives to each subscription's queue.
+So 500 open streams in a worker are one blocked Redis connection, not 500.
 
 The reader learns about a channel it is not reading yet through a small *wake
 stream* (``XADD`` by the new subscriber): ``CLIENT UNBLOCK`` would be simpler
@@ -27,17 +27,13 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-logger = logging.getLogger("flask_rediscache")
+from .cable_subscription import Entry, Subscription, parse_id
 
-#: A stream entry id, parsed: ``b"1700000000000-3"`` -> ``(1700000000000, 3)``.
-StreamId = tuple[int, int]
-#: What the reader hands to a subscription: ``(id, fields)`` as redis-py returns it.
-Entry = tuple[bytes, dict[bytes, bytes]]
+logger = logging.getLogger("flask_rediscache")
 
 #: Seconds one ``XREAD`` blocks; the reader's socket timeout is this plus ``REDIS_READ_TIMEOUT``.
 BLOCK_SECONDS: Final = 5.0
@@ -45,63 +41,10 @@ BLOCK_SECONDS: Final = 5.0
 READ_COUNT: Final = 500
 #: Seconds without any subscription after which the reader thread exits.
 IDLE_EXIT_SECONDS: Final = 10.0
-#: Undelivered entries a subscription may queue before it is dropped (the
-#: client reconnects with ``Last-Event-ID`` and replays from Redis instead).
-QUEUE_LIMIT: Final = 2000
 #: Entries kept in the wake stream.
 WAKE_HISTORY: Final = 100
 
 _FAILED: Final = object()
-
-
-def parse_id(raw: bytes | str) -> StreamId:
-    """``"1700000000000-3"`` -> ``(1700000000000, 3)``; raises ``ValueError`` otherwise."""
-    text = raw.decode("ascii") if isinstance(raw, bytes) else raw
-    ms, sep, seq = text.partition("-")
-    if not sep or not ms.isdigit() or not seq.isdigit() or len(ms) > 20 or len(seq) > 20:
-        raise ValueError(f"not a stream id: {text!r}")
-    return int(ms), int(seq)
-
-
-def format_id(value: StreamId) -> str:
-    return f"{value[0]}-{value[1]}"
-
-
-class Subscription:
-    """The queue between the reader thread and one open stream."""
-
-    def __init__(self, channel: str, limit: int = QUEUE_LIMIT) -> None:
-        self.channel = channel
-        self.limit = limit
-        self._items: deque[Entry] = deque()
-        self._cond = threading.Condition(threading.Lock())
-        #: Set when the queue overflowed or the reader dropped it: the stream should end.
-        self.ended = False
-
-    def push(self, entries: Sequence[Entry]) -> None:
-        with self._cond:
-            if self.ended:
-                return
-            if len(self._items) + len(entries) > self.limit:
-                self.ended = True
-                self._items.clear()
-            else:
-                self._items.extend(entries)
-            self._cond.notify()
-
-    def end(self) -> None:
-        with self._cond:
-            self.ended = True
-            self._cond.notify()
-
-    def get(self, timeout: float) -> list[Entry]:
-        """What arrived, waiting up to ``timeout`` seconds; ``[]`` on timeout or end."""
-        with self._cond:
-            if not self._items and not self.ended:
-                self._cond.wait(timeout)
-            items = list(self._items)
-            self._items.clear()
-            return items
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flask import Response, has_request_context, request
 
-from .cable_reader import Entry, Subscription, format_id, parse_id
+from .cable_subscription import Entry, Subscription, format_id, parse_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cable import CableSettings

@@ -1,4 +1,4 @@
-"""Broadcast and server-sent event streams (flask_rediscache/cable.py, cable_stream.py, cable_reader.py).
+"""Broadcast and server-sent event streams (flask_rediscache/cable*.py).
 
 Against real redis-server processes (and ``memory://``), with the app served
 by werkzeug's threaded server on a loopback port and read by a raw-socket SSE
@@ -23,8 +23,8 @@ from werkzeug.serving import make_server
 
 from flask_rediscache import signals
 from flask_rediscache.cable import Cable, check_channel, encode
-from flask_rediscache.cable_reader import parse_id
 from flask_rediscache.cable_stream import sse_message
+from flask_rediscache.cable_subscription import parse_id
 from flask_rediscache.state import get_state
 
 from .servers import RedisServer
