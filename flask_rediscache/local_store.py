@@ -105,24 +105,11 @@ class LocalStore(Store):
 
     # -- reads ---------------------------------------------------------------------
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
-        # The hot path of a local memoize hit: _serving() and _local() inlined.
-        breaker = self._breaker
+        breaker = self._breaker  # _serving(), inlined: this is a local memoize hit's path
         if breaker is None or (breaker.state is CLOSED and not breaker.failures):
             raw = self.source.lookup(rkey)
             if raw is not ABSENT:
-                if raw is None:
-                    return LOCAL_MISSING
-                if isinstance(raw, Unpacked):
-                    if version is not None and raw.version != version:
-                        return LOCAL_MISSING
-                    value, expires_at = marshal.loads(raw.data), raw.expires_at
-                else:  # only entries that decoded (signature checked for this key) are kept
-                    value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
-                    if value is MISS:
-                        return LOCAL_MISSING
-                if expires_at is None:
-                    return make_entry((value, False, True))
-                return make_entry((value, expires_at <= time.time(), True))
+                return self._local(rkey, raw, counters, version)
         return self._fill([rkey], counters, version)[0][0]
 
     def read_sized(self, rkey: bytes, counters: bool = False,
@@ -170,7 +157,9 @@ class LocalStore(Store):
             value, expires_at = self.codec.decode(rkey, raw, counters, version, trusted=True)
             if value is MISS:
                 return LOCAL_MISSING
-        return Entry(value, expires_at is not None and expires_at <= time.time(), True)
+        if expires_at is None:
+            return make_entry((value, False, True))
+        return make_entry((value, expires_at <= time.time(), True))
 
     def _fill(self, rkeys: list[bytes], counters: bool, version: bytes | None
               ) -> tuple[list[Entry], list[bytes | None]]:
