@@ -324,7 +324,10 @@ def test_breaker_opens_fast_for_a_frozen_server_under_thread_load(make_app, redi
     assert opened[0] - frozen_at <= 2.0, f"opened after {opened[0] - frozen_at:.2f}s"
     assert "closed" not in [s for _, s in states], f"reported recovery while frozen: {states}"
     open_costs.sort()
-    assert open_costs and open_costs[len(open_costs) // 2] < 0.001, "open-breaker calls are not cheap"
+    # Wall time, so it includes waiting for the GIL among 32 threads on 2 CPUs (it was
+    # 1-2 ms on a loaded machine): the bound tells "skips Redis" from "waits for the
+    # pool" (REDIS_POOL_TIMEOUT, 200 ms) with room for the scheduler.
+    assert open_costs and open_costs[len(open_costs) // 2] < 0.02, "open-breaker calls are not cheap"
 
 
 def test_pool_exhaustion_is_its_own_error_and_not_retried(make_app, redis_server):
