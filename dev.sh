@@ -31,7 +31,7 @@ MATRIX_DIR=$VENV/matrix
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The compatibility subset: run on every matrix leg. Files that do not exist (yet) are skipped.
-COMPAT_TESTS="tests/test_cache.py tests/test_cache_hardening.py tests/test_fetch.py tests/test_memoize.py tests/test_cached_view.py tests/test_flask_compat.py tests/test_sessions.py tests/test_sessions_lazy.py tests/test_sessions_faults.py tests/test_compat_flask_caching.py tests/test_compat_flask_session.py"
+COMPAT_TESTS="tests/test_cache.py tests/test_cache_hardening.py tests/test_fetch.py tests/test_memoize.py tests/test_cached_view.py tests/test_flask_compat.py tests/test_sessions.py tests/test_sessions_lazy.py tests/test_sessions_faults.py tests/test_compat_flask_caching.py tests/test_compat_flask_session.py tests/test_local_cache.py"
 
 say() { echo "dev.sh: $*" >&2; }
 

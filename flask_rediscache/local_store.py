@@ -296,8 +296,11 @@ def build_local_store(settings: Settings, target: Target, retrier: Retrier, code
         pool = target.client.connection_pool
         # The pool's own connection class and arguments (TLS, ACL user, Sentinel
         # discovery included), but RESP2 — see flask_rediscache.tracking.
-        kwargs = {**pool.connection_kwargs, "protocol": 2, "health_check_interval": 0,
-                  "decode_responses": False}
+        # redis-py 7+ adds "maintenance notification" handling to pooled connections,
+        # which refuses RESP2 without hiredis; a tracking connection has no use for it.
+        kwargs = {key: value for key, value in pool.connection_kwargs.items()
+                  if not key.startswith("maint_notifications")}
+        kwargs.update(protocol=2, health_check_interval=0, decode_responses=False)
         connection_class = pool.connection_class
         primary = pool.get_master_address if target.kind == "sentinel" else None
         copies = Copies(settings.local_cache_size, settings.local_cache_max_bytes,
