@@ -105,8 +105,7 @@ class LocalStore(Store):
 
     # -- reads ---------------------------------------------------------------------
     def read(self, rkey: bytes, counters: bool = False, version: bytes | None = None) -> Entry:
-        breaker = self._breaker  # _serving(), inlined: this is a local memoize hit's path
-        if breaker is None or (breaker.state is CLOSED and not breaker.failures):
+        if self._serving():
             raw = self.source.lookup(rkey)
             if raw is not ABSENT:
                 return self._local(rkey, raw, counters, version)
